@@ -1,0 +1,166 @@
+"""`tailor`: a thin command line over the library. Flags come from the config dataclasses."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import sys
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tailored.errors import DataError, TailoredError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Fine-tune a small model on your examples, prove it got better, use it.")
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def user_errors(fn):
+    """Print a user error as its own lines, with no traceback, and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DataError as e:
+            for problem in e.problems[:50]:
+                err.print(f"[red]error[/red] {problem}", markup=True, highlight=False)
+            if e.total > 50:
+                err.print(f"… {e.total - 50} more problems ({e.total} in all)")
+            raise typer.Exit(1)
+        except TailoredError as e:
+            err.print(f"[red]error[/red] {e}")
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+def with_config_flags(*classes):
+    """Give a command one --flag per dataclass field (help from the field) and pass built configs.
+
+    The command receives the built config objects as keyword arguments named after the classes.
+    """
+
+    def decorate(fn):
+        own = list(inspect.signature(fn).parameters.values())
+        own = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        extra = []
+        for cls in classes:
+            hints = typing.get_type_hints(cls)
+            for f in fields(cls):
+                default = None if f.default is MISSING else f.default
+                flag = "--" + f.name.replace("_", "-")
+                decls = [f"{flag}/--no-{flag[2:]}"] if hints[f.name] in (bool, Optional[bool]) else [flag]
+                option = typer.Option(default, *decls, help=f.metadata.get("help", ""), rich_help_panel=cls.__name__)
+                extra.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                               annotation=hints[f.name]))
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs):
+            built = {}
+            for cls in classes:
+                built[cls.__name__] = cls(**{f.name: kwargs.pop(f.name) for f in fields(cls)})
+            return fn(**kwargs, **built)
+
+        wrapper.__signature__ = inspect.Signature(own + extra)
+        return wrapper
+
+    return decorate
+
+
+@app.command()
+@user_errors
+@with_config_flags(TrainConfig, DataConfig, EvalConfig, RunConfig)
+def train(data: Path = typer.Argument(..., help="Training data: .jsonl, .csv or .parquet."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+          **configs) -> None:
+    """Fine-tune the base on DATA, keep the best adapter, and compare base vs tuned on held-out rows."""
+    from tailored.pipeline import train as run_train
+
+    run_train(data, configs["TrainConfig"], configs["DataConfig"], configs["EvalConfig"], configs["RunConfig"],
+              quiet=quiet)
+
+
+@app.command()
+@user_errors
+def predict(run: str = typer.Argument(..., help="Run folder (runs/NAME/vN) or name (latest version)."),
+            prompt: str = typer.Argument(..., help="The user message."),
+            max_new_tokens: int = typer.Option(256, help="Most tokens to generate."),
+            runs_dir: str = typer.Option("runs", help="Folder that holds all runs.")) -> None:
+    """Answer PROMPT with a tuned run."""
+    from tailored.tuned import load
+
+    typer.echo(load(run, runs_dir).generate(prompt, max_new_tokens=max_new_tokens))
+
+
+@app.command()
+@user_errors
+def chat(run: str = typer.Argument(..., help="Run folder or name."),
+         max_new_tokens: int = typer.Option(256, help="Most tokens per reply."),
+         runs_dir: str = typer.Option("runs", help="Folder that holds all runs.")) -> None:
+    """Talk to a tuned run in the terminal. An empty line or Ctrl-D ends the chat."""
+    from tailored.tuned import load
+
+    tuned = load(run, runs_dir)
+    messages = tuned.messages_for("")[:-1]  # the run's system prompt, if it had one
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            break
+        if not line:
+            break
+        messages.append({"role": "user", "content": line})
+        reply = tuned.generate(messages, max_new_tokens=max_new_tokens)
+        messages.append({"role": "assistant", "content": reply})
+        typer.echo(f"model> {reply}")
+
+
+@app.command("eval")
+@user_errors
+@with_config_flags(EvalConfig)
+def eval_(run: str = typer.Argument(..., help="Run folder or name."),
+          data: Optional[Path] = typer.Option(None, help="Held-out file. Default: the run's own held-out file."),
+          runs_dir: str = typer.Option("runs", help="Folder that holds all runs."),
+          **configs) -> None:
+    """Compare base and tuned on held-out rows, scoring generated answers."""
+    from tailored.pipeline import evaluate
+
+    evaluate(run, data, configs["EvalConfig"], runs_dir)
+
+
+@app.command()
+@user_errors
+@with_config_flags(DataConfig)
+def check(data: Path = typer.Argument(..., help="Data file to check."),
+          base: str = typer.Option("smollm2-135m", help="Base whose tokenizer and template to check against."),
+          as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+          **configs) -> None:
+    """Check a data file without training: every problem at once, then a profile."""
+    from tailored.pipeline import check as run_check
+
+    profile = run_check(data, configs["DataConfig"], base)
+    if as_json:
+        typer.echo(json.dumps(profile, indent=2))
+        return
+    for key, value in profile.items():
+        typer.echo(f"{key:>22}: {value}")
+    typer.echo("ok: no errors")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

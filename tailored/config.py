@@ -1,0 +1,122 @@
+"""Typed settings, one dataclass per concern. Every field has help text; the CLI flags come from here.
+
+A value of None means "choose automatically"; the chosen value and the reason are saved with the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from tailored.errors import TailoredError
+
+
+def _help(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+def _check(problems: list[str], owner: str) -> None:
+    if problems:
+        raise TailoredError(f"invalid {owner} settings: " + "; ".join(problems))
+
+
+@dataclass
+class DataConfig:
+    valid: str | None = _help("Validation file. Default: hold out a seeded split of the training data.", default=None)
+    heldout: str | None = _help(
+        "Held-out test file for the base-vs-tuned comparison, never trained on. "
+        "Default: DATA's sibling NAME.heldout.EXT if it exists, else the validation split.", default=None)
+    valid_fraction: float = _help("Share of the data held out for validation when --valid is not given.", default=0.1)
+    max_length: int | None = _help("Longest example in tokens. Default: the longest example, capped at 2048 "
+                                   "and the base's context.", default=None)
+    too_long: str = _help("What to do with examples over --max-length: 'error' (stop and list them) or 'drop' "
+                          "(skip them and say how many). Never truncated silently.", default="error")
+    skip_invalid: bool = _help("Drop rows with errors (and report how many) instead of stopping.", default=False)
+
+    def __post_init__(self):
+        problems = []
+        if not 0.0 < self.valid_fraction < 0.5:
+            problems.append(f"valid_fraction={self.valid_fraction} must be between 0 and 0.5 (e.g. 0.1)")
+        if self.max_length is not None and self.max_length < 8:
+            problems.append(f"max_length={self.max_length} is too small; use at least 8")
+        if self.too_long not in ("error", "drop"):
+            problems.append(f"too_long={self.too_long!r}; use 'error' or 'drop'")
+        _check(problems, "data")
+
+
+@dataclass
+class TrainConfig:
+    base: str = _help("Base model: smollm2-135m, gemma3-270m, a local folder, a .gguf file or a hub id.",
+                      default="smollm2-135m")
+    epochs: int | None = _help("Passes over the training data. Default: chosen from the data size.", default=None)
+    learning_rate: float | None = _help("Peak learning rate. Default: chosen from the method and base size.",
+                                        default=None)
+    lora_rank: int = _help("LoRA rank on every linear layer.", default=16)
+    lora_alpha: int | None = _help("LoRA scaling numerator. Default: twice the rank.", default=None)
+    lora_dropout: float = _help("Dropout on the LoRA input; 0 keeps runs deterministic and fast.", default=0.0)
+    batch_size: int = _help("Examples per optimizer step (grouped by length to save padding).", default=8)
+    patience: int = _help("Stop after this many validations without a better validation loss.", default=3)
+    evals_per_epoch: int = _help("Validations per epoch; the best one is kept.", default=2)
+    warmup_ratio: float = _help("Share of steps spent warming the learning rate up.", default=0.05)
+    weight_decay: float = _help("AdamW weight decay on the LoRA weights.", default=0.0)
+    seed: int = _help("Seed for the split, the data order and the LoRA initialisation.", default=0)
+    bf16: bool | None = _help("bfloat16 autocast. Default: on where the CPU or GPU supports it.", default=None)
+    max_steps: int | None = _help("Stop after this many optimizer steps (for smoke tests).", default=None)
+
+    def __post_init__(self):
+        problems = []
+        if self.epochs is not None and self.epochs < 1:
+            problems.append(f"epochs={self.epochs} must be at least 1")
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
+            problems.append(f"learning_rate={self.learning_rate} must be between 0 and 1 (e.g. 2e-4)")
+        if self.lora_rank < 1:
+            problems.append(f"lora_rank={self.lora_rank} must be at least 1")
+        if not 0 <= self.lora_dropout < 1:
+            problems.append(f"lora_dropout={self.lora_dropout} must be in [0, 1)")
+        if self.batch_size < 1:
+            problems.append(f"batch_size={self.batch_size} must be at least 1")
+        if self.patience < 1:
+            problems.append(f"patience={self.patience} must be at least 1")
+        if self.evals_per_epoch < 1:
+            problems.append(f"evals_per_epoch={self.evals_per_epoch} must be at least 1")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append(f"max_steps={self.max_steps} must be at least 1")
+        _check(problems, "training")
+
+
+@dataclass
+class EvalConfig:
+    max_new_tokens: int | None = _help("Tokens generated per answer. Default: the longest reference plus a margin, "
+                                       "at most 256.", default=None)
+    eval_batch_size: int = _help("Prompts generated together (batched greedy decoding).", default=16)
+    samples: int = _help("Side-by-side samples printed after evaluation.", default=3)
+    max_rows: int | None = _help("Evaluate at most this many held-out rows (the first N).", default=None)
+
+    def __post_init__(self):
+        problems = []
+        if self.max_new_tokens is not None and not 1 <= self.max_new_tokens <= 4096:
+            problems.append(f"max_new_tokens={self.max_new_tokens} must be between 1 and 4096")
+        if self.eval_batch_size < 1:
+            problems.append(f"eval_batch_size={self.eval_batch_size} must be at least 1")
+        if self.samples < 0:
+            problems.append(f"samples={self.samples} must be 0 or more")
+        if self.max_rows is not None and self.max_rows < 1:
+            problems.append(f"max_rows={self.max_rows} must be at least 1")
+        _check(problems, "evaluation")
+
+
+@dataclass
+class RunConfig:
+    name: str | None = _help("Run name; versions go to RUNS_DIR/NAME/vN. Default: the data file's name.",
+                             default=None)
+    runs_dir: str = _help("Folder that holds all runs.", default="runs")
+    evaluate: bool = _help("Compare base and tuned on the held-out data after training.", default=True)
+
+
+def to_dict(*configs) -> dict:
+    return {type(c).__name__: asdict(c) for c in configs}
+
+
+def help_of(cls) -> dict[str, str]:
+    return {f.name: f.metadata.get("help", "") for f in fields(cls)}

@@ -1,0 +1,87 @@
+"""Turn chat turns into token ids and a loss mask with the tokenizer's own chat template.
+
+Only assistant replies carry loss. We find them by rendering the conversation prefix by prefix and
+mapping character spans to tokens through the fast tokenizer's offsets, so it works for any template
+that renders a conversation as a growing prefix (ChatML, Llama, Gemma, and our plain template).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+IGNORE = -100  # the label value PyTorch's cross-entropy skips
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+
+    @property
+    def trainable(self) -> int:
+        return sum(1 for t in self.labels if t != IGNORE)
+
+
+class TemplateError(ValueError):
+    """The chat template does not render this conversation as a growing prefix."""
+
+
+def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def render_prompt(tokenizer, messages: list[dict]) -> str:
+    """The text a model continues to produce the next assistant reply."""
+    return render(tokenizer, messages, add_generation_prompt=True)
+
+
+def stop_token_ids(tokenizer, model_config=None) -> set[int]:
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    gen_eos = getattr(getattr(model_config, "generation_config", None), "eos_token_id", None) if model_config else None
+    if isinstance(gen_eos, int):
+        ids.add(gen_eos)
+    elif isinstance(gen_eos, list):
+        ids.update(gen_eos)
+    return ids
+
+
+def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The full rendered text and the character span of each assistant reply (end of turn included)."""
+    full = render(tokenizer, messages)
+    spans = []
+    for i, turn in enumerate(messages):
+        if turn["role"] != "assistant":
+            continue
+        before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
+        upto = render(tokenizer, messages[: i + 1])
+        if not upto.startswith(before) or not full.startswith(upto):
+            raise TemplateError("the chat template does not render this conversation incrementally")
+        end = len(upto)
+        while end > len(before) and upto[end - 1].isspace():
+            end -= 1  # the newline after an end-of-turn token is formatting, not something to learn
+        spans.append((len(before), end))
+    return full, spans
+
+
+def encode(tokenizer, messages: list[dict], stop_ids: set[int] | None = None) -> Encoded:
+    """Token ids for the whole conversation, with labels only on assistant replies.
+
+    If the template does not end the last reply with a stop token, one is appended, so the
+    tuned model learns to stop.
+    """
+    full, spans = assistant_spans(tokenizer, messages)
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    labels = [IGNORE] * len(ids)
+    last_labelled = -1
+    for start, end in spans:
+        for j, (s, e) in enumerate(offsets):
+            if s >= start and s < end and e > s:
+                labels[j] = ids[j]
+                last_labelled = j
+    stop_ids = stop_ids if stop_ids is not None else stop_token_ids(tokenizer)
+    if stop_ids and last_labelled >= 0 and ids[last_labelled] not in stop_ids:
+        eos = tokenizer.eos_token_id
+        ids = ids[: last_labelled + 1] + [eos] + ids[last_labelled + 1 :]
+        labels = labels[: last_labelled + 1] + [eos] + labels[last_labelled + 1 :]
+    return Encoded(ids, labels)

@@ -1,0 +1,88 @@
+"""Base vs tuned on the same held-out rows, scored on generated text."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from tailored.config import EvalConfig
+from tailored.data.formats import Example
+from tailored.evaluation.generate import generate
+from tailored.evaluation.metrics import label_scores, primary_metric, text_scores
+
+
+@dataclass
+class Comparison:
+    primary: str
+    base: dict
+    tuned: dict
+    rows: list[dict]  # prompt, expected, base, tuned for every evaluated row
+    max_new_tokens: int
+    seconds: float
+
+    @property
+    def gain(self) -> float:
+        return self.tuned[self.primary] - self.base[self.primary]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "gain": self.gain}
+
+
+def score(preds: list[str], refs: list[str], labels: list[str] | None) -> dict:
+    return label_scores(preds, refs, labels) if labels else text_scores(preds, refs)
+
+
+def answer_budget(tokenizer, refs: list[str], cfg: EvalConfig) -> int:
+    """Enough new tokens for the longest reference plus a margin, so neither model is cut short."""
+    if cfg.max_new_tokens:
+        return cfg.max_new_tokens
+    longest = max(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs)
+    return min(256, longest + 16)
+
+
+def compare(model, tokenizer, examples: list[Example], labels: list[str] | None, cfg: EvalConfig,
+            bf16: bool = False) -> Comparison:
+    """Generate with the adapter off (base) and on (tuned) for the same prompts and score both."""
+    examples = examples[: cfg.max_rows] if cfg.max_rows else examples
+    prompts = [ex.prompt for ex in examples]
+    refs = [ex.target for ex in examples]
+    budget = answer_budget(tokenizer, refs, cfg)
+    start = time.perf_counter()
+    with model.disable_adapter():
+        base_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
+    tuned_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
+    seconds = time.perf_counter() - start
+    rows = [{"line": ex.line, "prompt": ex.prompt[-1]["content"], "expected": ref, "base": b, "tuned": t}
+            for ex, ref, b, t in zip(examples, refs, base_out, tuned_out)]
+    return Comparison(primary_metric(labels), score(base_out, refs, labels), score(tuned_out, refs, labels),
+                      rows, budget, seconds)
+
+
+def print_comparison(c: Comparison, console: Console, samples: int = 3, title: str = "held-out") -> None:
+    table = Table(title=f"Base vs tuned on {len(c.rows)} {title} rows (generated, greedy)")
+    table.add_column("metric")
+    table.add_column("base", justify="right")
+    table.add_column("tuned", justify="right")
+    table.add_column("change", justify="right")
+    for name, base_value in c.base.items():
+        if not isinstance(base_value, (int, float)):
+            continue
+        delta = c.tuned[name] - base_value
+        style = "green" if delta > 0 else "red" if delta < 0 else ""
+        label = f"{name} (primary)" if name == c.primary else name
+        table.add_row(label, f"{base_value:.1f}", f"{c.tuned[name]:.1f}", f"[{style}]{delta:+.1f}[/{style}]")
+    console.print(table)
+    for row in c.rows[:samples]:
+        console.print(f"[bold]prompt[/bold] (line {row['line']}): {_short(row['prompt'])}")
+        console.print(f"  [dim]expected[/dim] {_short(row['expected'])}")
+        console.print(f"  [red]base    [/red] {_short(row['base'])}")
+        console.print(f"  [green]tuned   [/green] {_short(row['tuned'])}")
+
+
+def _short(text: str, width: int = 220) -> str:
+    text = " ".join(text.split())
+    return escape(text if len(text) <= width else text[: width - 1] + "…")

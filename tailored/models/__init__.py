@@ -1,0 +1,6 @@
+"""Base models: names resolved to local files, loading, and the chat template we use everywhere."""
+
+from tailored.models.bases import DEFAULT_BASE, NAMED_BASES, ResolvedBase, resolve_base
+from tailored.models.load import load_causal_lm, load_tokenizer
+
+__all__ = ["DEFAULT_BASE", "NAMED_BASES", "ResolvedBase", "resolve_base", "load_causal_lm", "load_tokenizer"]

@@ -1,0 +1,171 @@
+"""The public `train`, `evaluate` and `check`: data → check → LoRA → best adapter → base vs tuned."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from tailored import atomic
+from tailored.check import Prepared, encode_all, load_splits
+from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tailored.data.encode import stop_token_ids
+from tailored.errors import TailoredError
+from tailored.evaluation.compare import Comparison, compare, print_comparison
+from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+from tailored.runs import COMPLETE, new_run_dir
+from tailored.training import defaults, lora
+
+
+@dataclass
+class Run:
+    path: Path
+    metrics: dict
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def _console(quiet: bool) -> Console:
+    return Console(quiet=quiet, stderr=False, highlight=False)
+
+
+def shared_system_prompt(prep: Prepared) -> str | None:
+    """The system message every training example starts with, if they all share one.
+
+    `predict` adds it to a bare prompt, so the tuned model is asked the way it was trained.
+    """
+    firsts = Counter(ex.messages[0]["content"] if ex.messages[0]["role"] == "system" else None
+                     for ex in prep.train_examples)
+    (prompt, count), = firsts.most_common(1)
+    return prompt if count == len(prep.train_examples) else None
+
+
+def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smollm2-135m", seed: int = 0) -> dict:
+    """Read, validate and tokenise `data` without training; raise DataError listing every problem."""
+    data_cfg = data_cfg or DataConfig()
+    prep = load_splits(data, data_cfg, seed)
+    resolved = resolve_base(base)
+    tokenizer = load_tokenizer(resolved)
+    encode_all(prep, tokenizer, data_cfg, stop_token_ids(tokenizer))
+    return prep.profile()
+
+
+def train(
+    data: str | Path,
+    train_cfg: TrainConfig | None = None,
+    data_cfg: DataConfig | None = None,
+    eval_cfg: EvalConfig | None = None,
+    run_cfg: RunConfig | None = None,
+    quiet: bool = False,
+) -> Run:
+    """Fine-tune a base on `data`, keep the best adapter, and compare base vs tuned on held-out rows."""
+    train_cfg, data_cfg = train_cfg or TrainConfig(), data_cfg or DataConfig()
+    eval_cfg, run_cfg = eval_cfg or EvalConfig(), run_cfg or RunConfig()
+    console = _console(quiet)
+
+    # Everything that can be wrong with the data is found before the model loads.
+    prep = load_splits(data, data_cfg, train_cfg.seed)
+    base = resolve_base(train_cfg.base)
+    tokenizer = load_tokenizer(base)
+    longest_cap = 2048
+    probe = replace(data_cfg, max_length=data_cfg.max_length or longest_cap)
+    prep = encode_all(prep, tokenizer, probe, stop_token_ids(tokenizer))
+    longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
+
+    model = load_causal_lm(base)
+    context = getattr(model.config, "max_position_embeddings", longest_cap)
+    if longest > context:
+        raise TailoredError(f"the longest example has {longest} tokens but base '{train_cfg.base}' reads at most "
+                            f"{context} — shorten the examples or pass --max-length {context} --too-long drop")
+    longest_cap = min(longest_cap, context)
+    n_params = sum(p.numel() for p in model.parameters())
+    train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded), longest, n_params,
+                                                    longest_cap)
+    profile = prep.profile()
+    console.print(f"[bold]data[/bold] {data}: {profile['rows']} rows ({profile['format']}), "
+                  f"{profile['train_rows']} train / {profile['valid_rows']} valid ({prep.valid_source}), "
+                  f"{profile['heldout_rows']} held-out")
+    if prep.train.problems:
+        console.print(f"[yellow]skipped {len(prep.train.problems)} invalid rows (--skip-invalid)[/yellow]")
+    if prep.dropped_too_long:
+        console.print(f"[yellow]dropped {len(prep.dropped_too_long)} rows over max_length (--too-long drop)[/yellow]")
+    for key, why in reasons.items():
+        console.print(f"[dim]{key} = {getattr(train_cfg, key, getattr(data_cfg, key, None))}: {why}[/dim]")
+
+    name = run_cfg.name or Path(data).stem
+    run_dir = new_run_dir(run_cfg.runs_dir, name)
+    lineage = {
+        "name": run_dir.parent.name, "version": int(run_dir.name[1:]), "parent": None,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "base": {"name": train_cfg.base, "fingerprint": base.fingerprint(), "kind": base.kind},
+        "data": {"train": {"path": str(data), "sha256": prep.train.sha256},
+                 "valid": prep.valid_source,
+                 "heldout": ({"path": prep.heldout.path, "sha256": prep.heldout.sha256} if prep.heldout else None)},
+        "task": {"format": prep.train.format, "labels": prep.train.labels,
+                 "system_prompt": shared_system_prompt(prep)},
+        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+    }
+    atomic.write_json(run_dir / "run.json", lineage)
+    atomic.write_json(run_dir / "config.json", {"train": asdict(train_cfg), "data": asdict(data_cfg),
+                                                "eval": asdict(eval_cfg), "reasons": reasons})
+    atomic.write_json(run_dir / "data_profile.json", profile)
+    console.print(f"[bold]run[/bold] {run_dir}")
+
+    model = lora.setup(model, train_cfg)
+    bf16 = lora.use_bf16(train_cfg, lora.device_of(model))
+    with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                  TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=console, transient=False) as progress:
+        task = progress.add_task("train", total=None, loss="-", valid="-")
+
+        def on_train(info: dict) -> None:
+            progress.update(task, completed=info["step"], total=info["total_steps"], loss=f"{info['train_loss']:.3f}")
+
+        def on_val(info: dict) -> None:
+            progress.update(task, valid=f"{info['valid_loss']:.3f}{' *' if info['improved'] else ''}")
+
+        result, _ = lora.fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, tokenizer.pad_token_id,
+                             on_train, on_val)
+    speed = result.trained_tokens / max(result.seconds, 1e-9)
+    console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); "
+                  f"best valid loss {result.best_valid_loss if result.best_valid_loss is None else round(result.best_valid_loss, 4)}"
+                  f" at step {result.best_step}{' (stopped early)' if result.stopped_early else ''}")
+
+    lora.save(model, run_dir / "adapter")
+    tokenizer.save_pretrained(run_dir / "tokenizer")  # carries the chat template used in training
+    atomic.write_json(run_dir / "history.json", result.history)
+    metrics = {"train": {k: v for k, v in asdict(result).items() if k != "history"}, "tokens_per_second": speed}
+
+    if run_cfg.evaluate:
+        rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")
+        if rows:
+            comparison = compare(model, tokenizer, rows, prep.train.labels, eval_cfg, bf16)
+            metrics["eval"] = {**comparison.to_dict(), "on": where}
+            print_comparison(comparison, console, eval_cfg.samples, where)
+    atomic.write_json(run_dir / "metrics.json", metrics)
+    atomic.write_text(run_dir / COMPLETE, dt.datetime.now(dt.timezone.utc).isoformat() + "\n")
+    console.print(f"[bold green]done[/bold green] → {run_dir}   try: tailor predict {run_dir} \"…\"")
+    return Run(run_dir, metrics)
+
+
+def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConfig | None = None,
+             runs_dir: str = "runs", quiet: bool = False) -> Comparison:
+    """Base vs tuned for a finished run, on `data` or the run's own held-out file."""
+    from tailored.data import load_dataset
+    from tailored.tuned import load
+
+    eval_cfg = eval_cfg or EvalConfig()
+    tuned = load(run, runs_dir=runs_dir)
+    path = data or (tuned.lineage["data"]["heldout"] or {}).get("path")
+    if path is None:
+        raise TailoredError(f"run {tuned.path} has no held-out file — pass one with --data FILE")
+    dataset = load_dataset(path, labels=tuned.labels)
+    comparison = compare(tuned.model, tuned.tokenizer, dataset.examples, tuned.labels, eval_cfg, tuned.bf16)
+    print_comparison(comparison, _console(quiet), eval_cfg.samples)
+    return comparison

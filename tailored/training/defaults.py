@@ -1,0 +1,59 @@
+"""Settings chosen from the data when the user leaves them unset, each with a one-line reason.
+
+The rules (also in the README):
+- epochs: enough passes to show the model about 1,000 examples in total, between 1 and 10.
+  Small sets need several passes to move a model; large ones need only one. Early stopping on the
+  validation loss then picks the best point, so a generous count costs time, not quality.
+- learning rate: 1e-3 for LoRA on bases under 1B parameters, 2e-4 above. Small models with rank-16
+  adapters learn slowly at the usual 2e-4 within the few hundred steps a small data set gives.
+- LoRA alpha: twice the rank (the common scaling).
+- max length: the longest example, capped at 2,048 and the base's context; longer rows are never cut.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from tailored.config import DataConfig, TrainConfig
+
+TARGET_EXAMPLES_SEEN = 1000
+
+
+def choose_epochs(n_train: int) -> tuple[int, str]:
+    epochs = min(10, max(1, math.ceil(TARGET_EXAMPLES_SEEN / max(n_train, 1))))
+    return epochs, (f"{n_train} training examples: {epochs} epoch(s) shows the model ~{epochs * n_train} examples "
+                    f"(aim ~{TARGET_EXAMPLES_SEEN}, 1–10 epochs); early stopping keeps the best point")
+
+
+def choose_learning_rate(n_params: int) -> tuple[float, str]:
+    if n_params < 1_000_000_000:
+        return 1e-3, f"LoRA on a {n_params / 1e6:.0f}M-parameter base: small models take a higher rate"
+    return 2e-4, f"LoRA on a {n_params / 1e9:.1f}B-parameter base: the usual LoRA rate"
+
+
+def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_params: int,
+            context: int) -> tuple[TrainConfig, DataConfig, dict[str, str]]:
+    """Fill every None in the configs and say why each value was picked (user-set values say so)."""
+    reasons: dict[str, str] = {}
+    if train.epochs is None:
+        epochs, reasons["epochs"] = choose_epochs(n_train)
+        train = replace(train, epochs=epochs)
+    else:
+        reasons["epochs"] = "set by you"
+    if train.learning_rate is None:
+        lr, reasons["learning_rate"] = choose_learning_rate(n_params)
+        train = replace(train, learning_rate=lr)
+    else:
+        reasons["learning_rate"] = "set by you"
+    if train.lora_alpha is None:
+        train = replace(train, lora_alpha=2 * train.lora_rank)
+        reasons["lora_alpha"] = f"twice the rank ({train.lora_rank})"
+    cap = min(2048, context)
+    if data.max_length is None:
+        data = replace(data, max_length=min(longest, cap))
+        reasons["max_length"] = f"longest example is {longest} tokens; cap is {cap}"
+    else:
+        reasons["max_length"] = "set by you"
+    reasons["batch_size"] = f"{train.batch_size} examples per step, grouped by length to avoid padding"
+    return train, data, reasons

@@ -1,0 +1,185 @@
+"""LoRA fine-tuning of a causal LM: setup, fit, validate, save. Plain functions, two report hooks."""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from tailored.atomic import atomic_dir
+from tailored.config import TrainConfig
+from tailored.data.encode import Encoded
+from tailored.training.batches import collate, length_grouped_batches, seed_everything, token_loss
+
+Report = Callable[[dict], None]
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)  # one entry per train step and per validation
+    best_valid_loss: float | None = None
+    best_step: int = 0
+    steps: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    trained_tokens: int = 0
+
+
+def device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.bf16 is not None:
+        return cfg.bf16
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    # Only with native bf16 instructions: emulated bf16 is slower than fp32 (and fp16 is ~100x slower on CPU).
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+def setup(model, cfg: TrainConfig):
+    """Wrap the base in LoRA adapters on every linear layer (the LM head excluded)."""
+    from peft import LoraConfig, get_peft_model
+
+    seed_everything(cfg.seed)  # the LoRA A matrices are drawn here
+    lora = LoraConfig(
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank,
+        lora_dropout=cfg.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+@torch.no_grad()
+def validate(model, data: list[Encoded], batch_size: int, pad_id: int, bf16: bool) -> float:
+    """Mean per-token loss over the labelled tokens of `data`."""
+    model.eval()
+    device = device_of(model)
+    total, count = 0.0, 0
+    order = sorted(range(len(data)), key=lambda i: len(data[i].input_ids))
+    for k in range(0, len(order), batch_size):
+        batch = {n: t.to(device) for n, t in collate([data[i] for i in order[k : k + batch_size]], pad_id).items()}
+        with autocast(device, bf16):
+            loss, n = token_loss(model, batch)
+        total, count = total + float(loss), count + n
+    return total / max(count, 1)
+
+
+def fit(
+    model,
+    train: list[Encoded],
+    valid: list[Encoded],
+    cfg: TrainConfig,
+    pad_id: int,
+    on_train_report: Report | None = None,
+    on_val_report: Report | None = None,
+) -> tuple[FitResult, dict[str, torch.Tensor]]:
+    """Train, validating `evals_per_epoch` times per epoch; return the history and the best adapter weights.
+
+    The best weights by validation loss are kept (not the last), and training stops after
+    `patience` validations without improvement.
+    """
+    device = device_of(model)
+    bf16 = use_bf16(cfg, device)
+    seed_everything(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+    lengths = [len(e.input_ids) for e in train]
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    warmup = max(1, round(cfg.warmup_ratio * total_steps))
+
+    def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 10% of the peak
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+
+    result = FitResult()
+    best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    if valid:
+        result.best_valid_loss = validate(model, valid, cfg.batch_size, pad_id, bf16)
+        result.history.append({"step": 0, "epoch": 0.0, "valid_loss": result.best_valid_loss})
+        if on_val_report:
+            on_val_report({"step": 0, "valid_loss": result.best_valid_loss, "improved": True})
+    bad_evals, step, start = 0, 0, time.perf_counter()
+
+    for epoch in range(cfg.epochs):
+        for batch_ids in length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch):
+            if step >= total_steps:
+                break
+            model.train()
+            batch = {k: v.to(device) for k, v in collate([train[i] for i in batch_ids], pad_id).items()}
+            with autocast(device, bf16):
+                loss_sum, n_tokens = token_loss(model, batch)
+            loss = loss_sum / max(n_tokens, 1)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            result.trained_tokens += int(batch["attention_mask"].sum())
+            entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": float(loss),
+                     "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
+            result.history.append(entry)
+            if on_train_report:
+                on_train_report({**entry, "total_steps": total_steps})
+
+            last_step = step == total_steps
+            if valid and (step % eval_every == 0 or last_step):
+                valid_loss = validate(model, valid, cfg.batch_size, pad_id, bf16)
+                improved = valid_loss < result.best_valid_loss
+                if improved:
+                    result.best_valid_loss, result.best_step, bad_evals = valid_loss, step, 0
+                    best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+                else:
+                    bad_evals += 1
+                result.history.append({"step": step, "epoch": entry["epoch"], "valid_loss": valid_loss})
+                if on_val_report:
+                    on_val_report({"step": step, "valid_loss": valid_loss, "improved": improved})
+                if bad_evals >= cfg.patience:
+                    result.stopped_early = True
+                    break
+        if result.stopped_early or step >= total_steps:
+            break
+
+    if not valid:  # nothing to choose with: the last weights are the result
+        best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        result.best_step = step
+    result.steps = step
+    result.seconds = time.perf_counter() - start
+    load_trainable(model, best_state)
+    model.eval()
+    return result, best_state
+
+
+def load_trainable(model, state: dict[str, torch.Tensor]) -> None:
+    named = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            named[name].copy_(value)
+
+
+def save(model, folder: Path) -> None:
+    """The adapter as safetensors plus peft's adapter_config.json, written atomically."""
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)

@@ -1,0 +1,60 @@
+"""`load(run)`: a finished run as a model you can ask questions, with the run's own chat template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tailored.evaluation.generate import generate
+from tailored.evaluation.metrics import match_label
+from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+from tailored.runs import read_json, resolve_run
+from tailored.training.lora import device_of, use_bf16
+from tailored.config import TrainConfig
+
+
+class Tuned:
+    """A base model with a run's LoRA adapter applied.
+
+    `generate` takes a string (sent as the user turn, after the run's system prompt if it had one)
+    or a list of chat messages.
+    """
+
+    def __init__(self, path: Path):
+        from peft import PeftModel
+
+        self.path = path
+        self.lineage = read_json(path / "run.json")
+        self.task = self.lineage["task"]
+        base = resolve_base(self.lineage["base"]["name"])
+        self.base_changed = base.fingerprint() != self.lineage["base"]["fingerprint"]
+        self.tokenizer = load_tokenizer(base, path / "tokenizer")
+        self.model = PeftModel.from_pretrained(load_causal_lm(base), path / "adapter")
+        self.model.eval()
+        self.bf16 = use_bf16(TrainConfig(), device_of(self.model))
+
+    @property
+    def labels(self) -> list[str] | None:
+        return self.task.get("labels")
+
+    def messages_for(self, prompt: str | list[dict]) -> list[dict]:
+        if not isinstance(prompt, str):
+            return list(prompt)
+        messages = [{"role": "user", "content": prompt}]
+        system = self.task.get("system_prompt")
+        return [{"role": "system", "content": system}, *messages] if system else messages
+
+    def generate(self, prompts: str | list[dict] | list[str | list[dict]], max_new_tokens: int = 256,
+                 batch_size: int = 16) -> str | list[str]:
+        """The tuned model's greedy reply; a list in gives a list out."""
+        single = isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict))
+        items = [prompts] if single else list(prompts)
+        replies = generate(self.model, self.tokenizer, [self.messages_for(p) for p in items], max_new_tokens,
+                           batch_size, self.bf16)
+        if self.labels:
+            replies = [match_label(r, self.labels) for r in replies]
+        return replies[0] if single else replies
+
+
+def load(run: str | Path, runs_dir: str | Path = "runs") -> Tuned:
+    """Load a finished run by folder (`runs/support/v1`) or name (`support`, the latest version)."""
+    return Tuned(resolve_run(run, runs_dir))
