@@ -76,7 +76,9 @@ def encode(tokenizer, messages: list[dict], stop_ids: set[int] | None = None) ->
     last_labelled = -1
     for start, end in spans:
         for j, (s, e) in enumerate(offsets):
-            if s >= start and s < end and e > s:
+            # Overlap, not containment: byte-level BPE glues a prompt's trailing space onto the
+            # reply's first word ("assistant: yes" → "Ġyes"), and that token must still be learned.
+            if e > start and s < end and e > s:
                 labels[j] = ids[j]
                 last_labelled = j
     stop_ids = stop_ids if stop_ids is not None else stop_token_ids(tokenizer)

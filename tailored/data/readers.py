@@ -81,8 +81,9 @@ def _read_jsonl(path: Path, problems: list[Problem]) -> Iterator[Row]:
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as e:
+                where = f"{e.msg} column {e.colno}" if e.msg.endswith(" at") else f"{e.msg} at column {e.colno}"
                 problems.append(
-                    Problem(name, line_no, "(line)", f"not valid JSON ({e.msg} at column {e.colno})",
+                    Problem(name, line_no, "(line)", f"not valid JSON ({where})",
                             "each line must be one complete JSON object")
                 )
                 continue

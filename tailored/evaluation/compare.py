@@ -72,9 +72,9 @@ def print_comparison(c: Comparison, console: Console, samples: int = 3, title: s
         if not isinstance(base_value, (int, float)):
             continue
         delta = c.tuned[name] - base_value
-        style = "green" if delta > 0 else "red" if delta < 0 else ""
+        change = f"[green]{delta:+.1f}[/green]" if delta > 0 else f"[red]{delta:+.1f}[/red]" if delta < 0 else "0.0"
         label = f"{name} (primary)" if name == c.primary else name
-        table.add_row(label, f"{base_value:.1f}", f"{c.tuned[name]:.1f}", f"[{style}]{delta:+.1f}[/{style}]")
+        table.add_row(label, f"{base_value:.1f}", f"{c.tuned[name]:.1f}", change)
     console.print(table)
     for row in c.rows[:samples]:
         console.print(f"[bold]prompt[/bold] (line {row['line']}): {_short(row['prompt'])}")

@@ -138,7 +138,7 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             result.trained_tokens += int(batch["attention_mask"].sum())
-            entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": float(loss),
+            entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": loss.item(),
                      "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
             result.history.append(entry)
             if on_train_report:

@@ -1,0 +1,106 @@
+"""The LoRA loop and the whole pipeline on a tiny random Llama (seconds, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tailored
+from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tailored.data.encode import encode
+from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+from tailored.training import lora
+from tests.conftest import write_jsonl, yes_rows
+
+
+def encoded(tok, rows):
+    return [encode(tok, [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r["completion"]}])
+            for r in rows]
+
+
+def fresh(tiny_base, cfg):
+    base = resolve_base(str(tiny_base))
+    tok = load_tokenizer(base)
+    return tok, lora.setup(load_causal_lm(base), cfg)
+
+
+def test_fit_restores_the_best_checkpoint_not_the_last(tiny_base):
+    cfg = TrainConfig(base=str(tiny_base), epochs=6, learning_rate=1e-2, batch_size=4, patience=100,
+                      evals_per_epoch=2, bf16=False)
+    tok, model = fresh(tiny_base, cfg)
+    train = encoded(tok, yes_rows(24))
+    # Validation wants "no": it improves while the template is learned, then worsens as "yes" wins.
+    valid = encoded(tok, [{"prompt": f"question number {i} please", "completion": "no"} for i in range(8)])
+    result, _ = lora.fit(model, train, valid, cfg, tok.pad_token_id)
+    valid_losses = [h["valid_loss"] for h in result.history if "valid_loss" in h]
+    assert result.best_step < result.steps, "scenario should make the last checkpoint worse than the best"
+    assert valid_losses[-1] > min(valid_losses)
+    assert lora.validate(model, valid, 4, tok.pad_token_id, False) == pytest.approx(min(valid_losses), abs=1e-5)
+
+
+def test_same_seed_gives_identical_losses(tiny_base):
+    cfg = TrainConfig(base=str(tiny_base), epochs=1, learning_rate=5e-3, batch_size=4, bf16=False, seed=7)
+    runs = []
+    for _ in range(2):
+        tok, model = fresh(tiny_base, cfg)
+        result, _ = lora.fit(model, encoded(tok, yes_rows(20)), [], cfg, tok.pad_token_id)
+        runs.append([h["train_loss"] for h in result.history])
+    assert runs[0] == runs[1] and len(runs[0]) == 5
+
+
+def test_train_writes_a_complete_run_and_beats_the_base(tiny_base, tmp_path):
+    data = write_jsonl(tmp_path / "yes.jsonl", yes_rows(48))
+    heldout = write_jsonl(tmp_path / "yes.heldout.jsonl", yes_rows(6, start=500))
+    cfg = TrainConfig(base=str(tiny_base), epochs=5, learning_rate=1e-2, batch_size=8)
+    run = tailored.train(data, cfg, DataConfig(), EvalConfig(max_new_tokens=4),
+                         RunConfig(runs_dir=str(tmp_path / "runs")), quiet=True)
+    assert run.path == tmp_path / "runs" / "yes" / "v1"
+    for name in ["run.json", "config.json", "history.json", "metrics.json", "data_profile.json", "COMPLETE",
+                 "adapter/adapter_model.safetensors", "adapter/adapter_config.json", "tokenizer/tokenizer.json"]:
+        assert (run.path / name).exists(), name
+    assert not list(run.path.rglob("*.bin")) and not list(run.path.rglob("*.pt"))
+    lineage = json.loads((run.path / "run.json").read_text())
+    assert lineage["data"]["heldout"]["path"] == str(heldout)  # the sibling NAME.heldout.jsonl was found
+    assert len(lineage["data"]["train"]["sha256"]) == 64
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    assert metrics["eval"]["on"] == "held-out" and len(metrics["eval"]["rows"]) == 6
+    assert metrics["eval"]["tuned"]["exact_match"] == 100.0
+    assert metrics["eval"]["base"]["exact_match"] < 100.0
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["train"]["epochs"] == 5 and config["reasons"]["epochs"] == "set by you"
+
+    tuned = tailored.load("yes", runs_dir=tmp_path / "runs")
+    assert tuned.generate("question number 9000 please", max_new_tokens=4) == "yes"
+    assert tuned.generate(["question number 1 please", "question number 2 please"], max_new_tokens=4) == ["yes"] * 2
+
+    comparison = tailored.evaluate(run.path, eval_cfg=EvalConfig(max_new_tokens=4), quiet=True)
+    assert comparison.tuned["exact_match"] == 100.0
+
+    second = tailored.train(data, cfg, DataConfig(), EvalConfig(max_new_tokens=4),
+                            RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
+    assert second.path.name == "v2"
+
+
+def test_automatic_settings_are_explained(tiny_base, tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", yes_rows(30))
+    run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=2), DataConfig(), EvalConfig(),
+                         RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
+    config = json.loads((run.path / "config.json").read_text())
+    assert config["train"]["epochs"] == 10  # 27 train rows: ceil(1000 / 27) capped at 10
+    assert "27 training examples" in config["reasons"]["epochs"]
+    assert config["train"]["learning_rate"] == 1e-3
+    assert config["data"]["max_length"] > 0
+
+
+def test_rows_over_max_length_are_never_cut_silently(tiny_base, tmp_path):
+    rows = yes_rows(20) + [{"prompt": "please help " * 40, "completion": "yes"}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(tailored.errors.DataError) as info:
+        tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1), DataConfig(max_length=40),
+                       run_cfg=RunConfig(runs_dir=str(tmp_path / "runs")), quiet=True)
+    assert any(":21: (row):" in str(p) and "over max_length 40" in str(p) for p in info.value.problems)
+    run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1),
+                         DataConfig(max_length=40, too_long="drop"),
+                         run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
+    assert json.loads((run.path / "data_profile.json").read_text())["too_long_dropped"] == 1
