@@ -72,6 +72,9 @@ def train(
     # Everything that can be wrong with the data is found before the model loads.
     prep = load_splits(data, data_cfg, train_cfg.seed)
     base = resolve_base(train_cfg.base)
+    if base.kind != "causal":
+        raise TailoredError(f"base '{train_cfg.base}' is an encoder; `tailor train` fine-tunes language models "
+                            "that generate text — use smollm2-135m or gemma3-270m")
     tokenizer = load_tokenizer(base)
     longest_cap = 2048
     probe = replace(data_cfg, max_length=data_cfg.max_length or longest_cap)
