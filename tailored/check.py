@@ -5,45 +5,72 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tailored.config import DataConfig
 from tailored.data import Dataset, Example, Problem, load_dataset, split_train_valid
-from tailored.data.encode import Encoded, TemplateError, encode
-from tailored.errors import DataError
+from tailored.data.audit import MIN_EXAMPLES, Finding, audit
+from tailored.data.encode import IGNORE, Encoded, TemplateError, encode
+from tailored.errors import DataError, TailoredError
+
+# Measured on 2 cores with bf16 autocast (BENCHMARKS.md); scaled by parameter count for other bases.
+TOKENS_PER_SECOND_135M = 440
 
 
 @dataclass
 class Prepared:
-    """Data ready to train on: examples, their encodings, and what was found on the way."""
+    """Data ready to train on, and everything found on the way."""
 
-    train: Dataset
+    train: Dataset | None
     train_examples: list[Example]
     valid_examples: list[Example]
     heldout: Dataset | None
+    valid_source: str = "split"
+    errors: list[Problem] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     train_encoded: list[Encoded] = field(default_factory=list)
     valid_encoded: list[Encoded] = field(default_factory=list)
-    dropped_too_long: list[Problem] = field(default_factory=list)
-    valid_source: str = "split"
+    shown: list[Encoded] = field(default_factory=list)  # encodings aligned with train_examples, for --show
 
-    def profile(self) -> dict:
-        lengths = [len(e.input_ids) for e in self.train_encoded]
-        return {
-            "format": self.train.format,
-            "rows": len(self.train.examples),
+    def raise_errors(self, skip_invalid: bool) -> None:
+        if self.errors and not skip_invalid:
+            raise DataError(self.errors)
+        if not self.train_encoded:
+            raise DataError(self.errors or [Problem(str(self.train.path if self.train else "?"), 1, "(file)",
+                                                    "nothing left to train on", "add examples")])
+
+    def profile(self, n_params: int | None = None, epochs: int | None = None) -> dict:
+        lengths = sorted(len(e.input_ids) for e in self.train_encoded)
+        profile = {
+            "format": self.train.format if self.train else None,
+            "rows": len(self.train.examples) + len(self.train.problems) if self.train else 0,
+            "valid_rows": len(self.train.examples) if self.train else 0,
             "train_rows": len(self.train_encoded),
-            "valid_rows": len(self.valid_encoded),
-            "valid_source": self.valid_source,
+            "validation_rows": len(self.valid_encoded),
+            "validation_source": self.valid_source,
             "heldout_rows": len(self.heldout.examples) if self.heldout else 0,
-            "tokens": {"min": min(lengths), "median": statistics.median(lengths), "max": max(lengths),
-                       "total": sum(lengths)} if lengths else {},
-            "trainable_tokens": sum(e.trainable for e in self.train_encoded),
-            "labels": self.train.labels,
-            "invalid_rows_skipped": len(self.train.problems),
-            "too_long_dropped": len(self.dropped_too_long),
+            "errors": len(self.errors),
+            "warnings": len(self.findings),
         }
+        if lengths:
+            p95 = lengths[min(len(lengths) - 1, math.ceil(0.95 * len(lengths)) - 1)]
+            profile["tokens_per_example"] = {"min": lengths[0], "median": statistics.median(lengths), "p95": p95,
+                                             "max": lengths[-1]}
+            profile["total_tokens"] = sum(lengths)
+            profile["trainable_tokens"] = sum(e.trainable for e in self.train_encoded)
+        if self.train and self.train.labels:
+            counts = {label: 0 for label in self.train.labels}
+            for ex in self.train_examples:
+                counts[ex.label] = counts.get(ex.label, 0) + 1
+            profile["labels"] = counts
+        if lengths and n_params and epochs:
+            speed = TOKENS_PER_SECOND_135M * 135e6 / n_params
+            profile["estimated_training_minutes"] = round(sum(lengths) * epochs / speed / 60, 1)
+            profile["estimate_basis"] = f"{epochs} epochs at ~{speed:.0f} tokens/s (2 CPU cores, bf16)"
+        return profile
 
 
 def find_heldout(data: Path) -> Path | None:
@@ -52,54 +79,103 @@ def find_heldout(data: Path) -> Path | None:
     return sibling if sibling.exists() and sibling != data else None
 
 
+def _load(path, errors: list[Problem], labels: list[str] | None = None) -> Dataset | None:
+    """Load keeping every bad row as an error instead of stopping at the first file."""
+    try:
+        ds = load_dataset(path, labels=labels, skip_invalid=True)
+    except DataError as e:  # no usable row at all
+        errors.extend(e.problems)
+        return None
+    errors.extend(ds.problems)
+    return ds
+
+
 def load_splits(data: str | Path, cfg: DataConfig, seed: int) -> Prepared:
-    train = load_dataset(data, skip_invalid=cfg.skip_invalid)
+    errors: list[Problem] = []
+    train = _load(data, errors)
+    labels = train.labels if train else None
+    valid = _load(cfg.valid, errors, labels) if cfg.valid else None
+    heldout_path = cfg.heldout or find_heldout(Path(data))
+    heldout = _load(heldout_path, errors, labels) if heldout_path else None
+    if train is None:
+        return Prepared(None, [], [], heldout, errors=errors)
+    if len(train.examples) < MIN_EXAMPLES:
+        errors.append(Problem(str(data), 1, "(file)", f"only {len(train.examples)} usable examples; at least "
+                                                      f"{MIN_EXAMPLES} are needed to train and validate",
+                              "add examples (100+ gives reliable gains)"))
     if cfg.valid:
-        valid = load_dataset(cfg.valid, labels=train.labels, skip_invalid=cfg.skip_invalid)
-        train_examples, valid_examples, source = train.examples, valid.examples, cfg.valid
+        train_examples, valid_examples = train.examples, valid.examples if valid else []
+        source = str(cfg.valid)
     else:
         train_examples, valid_examples = split_train_valid(train.examples, cfg.valid_fraction, seed)
         source = f"split ({cfg.valid_fraction:.0%} of {Path(data).name}, seed {seed})"
-    heldout_path = cfg.heldout or find_heldout(Path(data))
-    heldout = load_dataset(heldout_path, labels=train.labels) if heldout_path else None
-    return Prepared(train, train_examples, valid_examples, heldout, valid_source=source)
+    prep = Prepared(train, train_examples, valid_examples, heldout, source, errors)
+    prep.findings = audit(train_examples, train.labels, valid_examples, heldout.examples if heldout else None)
+    return prep
 
 
-def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int]) -> Prepared:
+def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], max_length: int) -> Prepared:
     """Encode train and valid rows; rows with nothing to learn or over max_length are reported."""
-    problems: list[Problem] = []
     too_long: list[Problem] = []
 
-    def run(examples: list[Example]) -> list[Encoded]:
+    def run(examples: list[Example], keep_all: bool = False) -> list[Encoded]:
         out = []
         for ex in examples:
             try:
                 enc = encode(tokenizer, ex.messages, stop_ids)
             except TemplateError as e:
-                problems.append(Problem(ex.source, ex.line, "messages", str(e), "reorder the turns: system, user, assistant, …"))
+                prep.errors.append(Problem(ex.source, ex.line, "messages", str(e),
+                                           "order the turns system, user, assistant, user, …"))
                 continue
             if enc.trainable == 0:
-                problems.append(Problem(ex.source, ex.line, "(row)", "no trainable tokens after templating",
-                                        "the assistant reply must not be empty"))
+                prep.errors.append(Problem(ex.source, ex.line, "(row)", "no trainable tokens after templating",
+                                           "the assistant reply must not be empty"))
                 continue
-            if cfg.max_length and len(enc.input_ids) > cfg.max_length:
+            if len(enc.input_ids) > max_length:
                 too_long.append(Problem(ex.source, ex.line, "(row)",
-                                        f"{len(enc.input_ids)} tokens, {len(enc.input_ids) - cfg.max_length} over "
-                                        f"max_length {cfg.max_length}",
+                                        f"{len(enc.input_ids)} tokens, {len(enc.input_ids) - max_length} over "
+                                        f"max_length {max_length}",
                                         "raise --max-length, shorten the row, or pass --too-long drop"))
                 continue
             out.append(enc)
+            if keep_all:
+                prep.shown.append(enc)
         return out
 
-    prep.train_encoded = run(prep.train_examples)
+    prep.train_encoded = run(prep.train_examples, keep_all=True)
     prep.valid_encoded = run(prep.valid_examples)
     if too_long and cfg.too_long == "error":
-        problems.extend(too_long)
-    else:
-        prep.dropped_too_long = too_long
-    if problems and not cfg.skip_invalid:
-        raise DataError(problems)
-    if not prep.train_encoded:
-        raise DataError(problems + too_long or [Problem(prep.train.path, 1, "(file)", "nothing left to train on",
-                                                        "add examples")])
+        prep.errors.extend(too_long)
+    elif too_long:
+        lines = [p.line for p in too_long]
+        prep.findings.append(Finding("too-long", f"{len(too_long)} rows are over max_length {max_length} and will be "
+                                                 "dropped (--too-long drop), never cut", lines[:10], len(lines)))
     return prep
+
+
+def prepare(data: str | Path, cfg: DataConfig, seed: int, tokenizer, stop_ids: set[int], context: int) -> Prepared:
+    """Load, split, audit and encode; every problem in every file is collected, nothing is raised."""
+    if cfg.max_length and cfg.max_length > context:
+        raise TailoredError(f"max_length {cfg.max_length} is over the base's context of {context} tokens — "
+                            f"use --max-length {context} or less")
+    prep = load_splits(data, cfg, seed)
+    return encode_all(prep, tokenizer, cfg, stop_ids, cfg.max_length or min(2048, context))
+
+
+def render_masked(tokenizer, enc: Encoded):
+    """The exact training text; tokens that carry loss are highlighted, the rest dimmed."""
+    from rich.text import Text
+
+    text = Text()
+    run_ids: list[int] = []
+    run_trained = None
+    for token, label in zip(enc.input_ids, enc.labels):
+        trained = label != IGNORE
+        if run_trained is not None and trained != run_trained:
+            text.append(tokenizer.decode(run_ids), style="bold black on green" if run_trained else "dim")
+            run_ids = []
+        run_ids.append(token)
+        run_trained = trained
+    if run_ids:
+        text.append(tokenizer.decode(run_ids), style="bold black on green" if run_trained else "dim")
+    return text

@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.errors import DataError, TailoredError
@@ -143,19 +144,38 @@ def eval_(run: str = typer.Argument(..., help="Run folder or name."),
 @user_errors
 @with_config_flags(DataConfig)
 def check(data: Path = typer.Argument(..., help="Data file to check."),
-          base: str = typer.Option("smollm2-135m", help="Base whose tokenizer and template to check against."),
+          base: str = typer.Option("smollm2-135m", help="Base whose tokenizer and chat template to check against."),
           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+          strict: bool = typer.Option(False, help="Exit 1 on warnings too, not only on errors."),
+          show: int = typer.Option(0, help="Print N examples exactly as trained, the learned tokens highlighted."),
           **configs) -> None:
-    """Check a data file without training: every problem at once, then a profile."""
-    from tailored.pipeline import check as run_check
+    """Check a data file without training: every error at once, warnings, and a profile. Exit 1 on errors."""
+    from tailored.pipeline import _prepare, report
+    from tailored.check import render_masked
 
-    profile = run_check(data, configs["DataConfig"], base)
+    prep, (_, tokenizer) = _prepare(data, configs["DataConfig"], base, seed=0)
+    result = report(prep, prep.profile())
+    failed = bool(result["errors"]) or (strict and bool(result["warnings"]))
     if as_json:
-        typer.echo(json.dumps(profile, indent=2))
-        return
-    for key, value in profile.items():
-        typer.echo(f"{key:>22}: {value}")
-    typer.echo("ok: no errors")
+        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        raise typer.Exit(1 if failed else 0)
+    out = Console(highlight=False, soft_wrap=True)
+    for problem in result["errors"][:50]:
+        out.print(f"[red]error[/red] {escape(problem)}")
+    if len(result["errors"]) > 50:
+        out.print(f"… {len(result['errors']) - 50} more errors ({len(result['errors'])} in all)")
+    for finding in prep.findings:
+        out.print(f"[yellow]warning[/yellow] {escape(str(finding))}")
+    for key, value in result["profile"].items():
+        out.print(f"{key:>22}: {value}")
+    for enc in prep.shown[:show]:
+        out.rule()
+        out.print(render_masked(tokenizer, enc))
+    errors, warnings = len(result["errors"]), len(result["warnings"])
+    verdict = "[red]fail[/red]" if failed else "[green]ok[/green]"
+    out.print(f"{verdict}: {errors} errors, {warnings} warnings"
+              + (" — training refuses to start until the errors are fixed (or --skip-invalid)" if errors else ""))
+    raise typer.Exit(1 if failed else 0)
 
 
 def main() -> None:

@@ -5,19 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import platform
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tailored import atomic
-from tailored.check import Prepared, encode_all, load_splits
+from tailored.check import Prepared, prepare
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.encode import stop_token_ids
 from tailored.errors import TailoredError
 from tailored.evaluation.compare import Comparison, compare, print_comparison
-from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+from tailored.models import context_length, load_causal_lm, load_tokenizer, resolve_base
 from tailored.runs import COMPLETE, new_run_dir
 from tailored.training import defaults, lora
 
@@ -47,13 +48,28 @@ def shared_system_prompt(prep: Prepared) -> str | None:
 
 
 def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smollm2-135m", seed: int = 0) -> dict:
-    """Read, validate and tokenise `data` without training; raise DataError listing every problem."""
+    """Read, validate, audit and tokenise `data` without training.
+
+    Returns {"errors": [...], "warnings": [...], "profile": {...}}; nothing is raised for bad rows.
+    """
     data_cfg = data_cfg or DataConfig()
-    prep = load_splits(data, data_cfg, seed)
-    resolved = resolve_base(base)
-    tokenizer = load_tokenizer(resolved)
-    encode_all(prep, tokenizer, data_cfg, stop_token_ids(tokenizer))
-    return prep.profile()
+    prep, _ = _prepare(data, data_cfg, base, seed)
+    return report(prep, prep.profile())
+
+
+def report(prep: Prepared, profile: dict) -> dict:
+    return {"errors": [str(p) for p in prep.errors], "warnings": [f.to_dict() for f in prep.findings],
+            "profile": profile}
+
+
+def _prepare(data, data_cfg: DataConfig, base_name: str, seed: int):
+    base = resolve_base(base_name)
+    if base.kind != "causal":
+        raise TailoredError(f"base '{base_name}' is an encoder; `tailor train` fine-tunes language models "
+                            "that generate text — use smollm2-135m or gemma3-270m")
+    tokenizer = load_tokenizer(base)
+    prep = prepare(data, data_cfg, seed, tokenizer, stop_token_ids(tokenizer), context_length(base))
+    return prep, (base, tokenizer)
 
 
 def train(
@@ -70,34 +86,23 @@ def train(
     console = _console(quiet)
 
     # Everything that can be wrong with the data is found before the model loads.
-    prep = load_splits(data, data_cfg, train_cfg.seed)
-    base = resolve_base(train_cfg.base)
-    if base.kind != "causal":
-        raise TailoredError(f"base '{train_cfg.base}' is an encoder; `tailor train` fine-tunes language models "
-                            "that generate text — use smollm2-135m or gemma3-270m")
-    tokenizer = load_tokenizer(base)
-    longest_cap = 2048
-    probe = replace(data_cfg, max_length=data_cfg.max_length or longest_cap)
-    prep = encode_all(prep, tokenizer, probe, stop_token_ids(tokenizer))
+    prep, (base, tokenizer) = _prepare(data, data_cfg, train_cfg.base, train_cfg.seed)
+    prep.raise_errors(data_cfg.skip_invalid)
     longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
+    context = context_length(base)
 
     model = load_causal_lm(base)
-    context = getattr(model.config, "max_position_embeddings", longest_cap)
-    if longest > context:
-        raise TailoredError(f"the longest example has {longest} tokens but base '{train_cfg.base}' reads at most "
-                            f"{context} — shorten the examples or pass --max-length {context} --too-long drop")
-    longest_cap = min(longest_cap, context)
     n_params = sum(p.numel() for p in model.parameters())
     train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded), longest, n_params,
-                                                    longest_cap)
-    profile = prep.profile()
+                                                    min(2048, context))
+    profile = prep.profile(n_params, train_cfg.epochs)
     console.print(f"[bold]data[/bold] {data}: {profile['rows']} rows ({profile['format']}), "
-                  f"{profile['train_rows']} train / {profile['valid_rows']} valid ({prep.valid_source}), "
+                  f"{profile['train_rows']} train / {profile['validation_rows']} valid ({prep.valid_source}), "
                   f"{profile['heldout_rows']} held-out")
-    if prep.train.problems:
-        console.print(f"[yellow]skipped {len(prep.train.problems)} invalid rows (--skip-invalid)[/yellow]")
-    if prep.dropped_too_long:
-        console.print(f"[yellow]dropped {len(prep.dropped_too_long)} rows over max_length (--too-long drop)[/yellow]")
+    if prep.errors:
+        console.print(f"[yellow]skipped {len(prep.errors)} rows with errors (--skip-invalid)[/yellow]")
+    for finding in prep.findings:
+        console.print(f"[yellow]warning[/yellow] {escape(str(finding))}")
     for key, why in reasons.items():
         console.print(f"[dim]{key} = {getattr(train_cfg, key, getattr(data_cfg, key, None))}: {why}[/dim]")
 
@@ -117,7 +122,7 @@ def train(
     atomic.write_json(run_dir / "run.json", lineage)
     atomic.write_json(run_dir / "config.json", {"train": asdict(train_cfg), "data": asdict(data_cfg),
                                                 "eval": asdict(eval_cfg), "reasons": reasons})
-    atomic.write_json(run_dir / "data_profile.json", profile)
+    atomic.write_json(run_dir / "check.json", report(prep, profile))
     console.print(f"[bold]run[/bold] {run_dir}")
 
     model = lora.setup(model, train_cfg)

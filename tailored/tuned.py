@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from tailored.evaluation.generate import generate
@@ -26,7 +27,9 @@ class Tuned:
         self.lineage = read_json(path / "run.json")
         self.task = self.lineage["task"]
         base = resolve_base(self.lineage["base"]["name"])
-        self.base_changed = base.fingerprint() != self.lineage["base"]["fingerprint"]
+        if base.fingerprint() != self.lineage["base"]["fingerprint"]:
+            warnings.warn(f"base '{base.name}' is not the file this run was trained on (its hash differs); "
+                          "answers may differ from the run's evaluation", stacklevel=2)
         self.tokenizer = load_tokenizer(base, path / "tokenizer")
         self.model = PeftModel.from_pretrained(load_causal_lm(base), path / "adapter")
         self.model.eval()

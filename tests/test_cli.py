@@ -33,19 +33,23 @@ def test_empty_file(tmp_path):
 
 def test_unknown_format_names_the_line_and_keys(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"question": "a", "answer": "b"}])
-    code, out = run("check", path)
-    assert code == 1
+    expected = f"error {path}:1: (row): unknown format: keys found 'answer', 'question'"
+    code, out = run("train", path)
     lines = out.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error {path}:1: (row): unknown format: keys found 'answer', 'question'")
+    assert code == 1 and len(lines) == 1 and lines[0].startswith(expected)
+    code, out = run("check", path)
+    lines = out.strip().splitlines()
+    assert code == 1 and lines[0].startswith(expected)
+    assert lines[-1].startswith("fail: 1 errors, 0 warnings")
 
 
 def test_invalid_json_from_the_real_entry_point_has_no_traceback(tmp_path):
-    path = write_jsonl(tmp_path / "d.jsonl", yes_rows(3) + ['{"prompt": "broken'])
+    path = write_jsonl(tmp_path / "d.jsonl", yes_rows(12) + ['{"prompt": "broken'])
     proc = subprocess.run([sys.executable, "-m", "tailored.cli", "train", str(path)], capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
     assert proc.stderr.strip().splitlines() == [
-        f"error {path}:4: (line): not valid JSON (Unterminated string starting at column 12) — each line must be one "
+        f"error {path}:13: (line): not valid JSON (Unterminated string starting at column 12) — each line must be one "
         "complete JSON object"]
 
 

@@ -56,7 +56,7 @@ def test_train_writes_a_complete_run_and_beats_the_base(tiny_base, tmp_path):
     run = tailored.train(data, cfg, DataConfig(), EvalConfig(max_new_tokens=4),
                          RunConfig(runs_dir=str(tmp_path / "runs")), quiet=True)
     assert run.path == tmp_path / "runs" / "yes" / "v1"
-    for name in ["run.json", "config.json", "history.json", "metrics.json", "data_profile.json", "COMPLETE",
+    for name in ["run.json", "config.json", "history.json", "metrics.json", "COMPLETE",
                  "adapter/adapter_model.safetensors", "adapter/adapter_config.json", "tokenizer/tokenizer.json"]:
         assert (run.path / name).exists(), name
     assert not list(run.path.rglob("*.bin")) and not list(run.path.rglob("*.pt"))
@@ -103,4 +103,4 @@ def test_rows_over_max_length_are_never_cut_silently(tiny_base, tmp_path):
     run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1),
                          DataConfig(max_length=40, too_long="drop"),
                          run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
-    assert json.loads((run.path / "data_profile.json").read_text())["too_long_dropped"] == 1
+    assert json.loads((run.path / "check.json").read_text())["warnings"][-1]["kind"] == "too-long"

@@ -101,6 +101,15 @@ def load_tokenizer(base: ResolvedBase, path: str | Path | None = None):
     return tok
 
 
+def context_length(base: ResolvedBase) -> int:
+    """The base's context window, read from its config without loading weights."""
+    from transformers import AutoConfig
+
+    folder = materialise(base)
+    config = AutoConfig.from_pretrained(folder.path, local_files_only=_local_only(folder))
+    return int(getattr(config, "max_position_embeddings", 2048) or 2048)
+
+
 def load_causal_lm(base: ResolvedBase, dtype: torch.dtype = torch.float32):
     """The base as a normal (dequantised) PyTorch causal LM in eval mode."""
     from transformers import AutoModelForCausalLM
