@@ -13,7 +13,7 @@ from pathlib import Path
 from tailored.config import DataConfig
 from tailored.data import Dataset, Example, Problem, load_dataset, split_train_valid
 from tailored.data.audit import MIN_EXAMPLES, Finding, audit
-from tailored.data.encode import IGNORE, Encoded, TemplateError, encode
+from tailored.data.encode import IGNORE, Encoded, TemplateError, encode_many
 from tailored.errors import DataError, TailoredError
 
 # Measured on 2 cores with bf16 autocast (BENCHMARKS.md); scaled by parameter count for other bases.
@@ -120,11 +120,9 @@ def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], m
 
     def run(examples: list[Example], keep_all: bool = False) -> list[Encoded]:
         out = []
-        for ex in examples:
-            try:
-                enc = encode(tokenizer, ex.messages, stop_ids)
-            except TemplateError as e:
-                prep.errors.append(Problem(ex.source, ex.line, "messages", str(e),
+        for ex, enc in zip(examples, encode_many(tokenizer, [ex.messages for ex in examples], stop_ids)):
+            if isinstance(enc, TemplateError):
+                prep.errors.append(Problem(ex.source, ex.line, "messages", str(enc),
                                            "order the turns system, user, assistant, user, …"))
                 continue
             if enc.trainable == 0:

@@ -53,7 +53,8 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
         if turn["role"] != "assistant":
             continue
         before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
-        upto = render(tokenizer, messages[: i + 1])
+        # the last turn's prefix is the whole conversation: one render fewer on the common single-turn row
+        upto = full if i == len(messages) - 1 else render(tokenizer, messages[: i + 1])
         if not upto.startswith(before) or not full.startswith(upto):
             raise TemplateError("the chat template does not render this conversation incrementally")
         end = len(upto)
@@ -64,14 +65,42 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
 
 
 def encode(tokenizer, messages: list[dict], stop_ids: set[int] | None = None) -> Encoded:
-    """Token ids for the whole conversation, with labels only on assistant replies.
+    """Token ids for the whole conversation, with labels only on assistant replies."""
+    result = encode_many(tokenizer, [messages], stop_ids)[0]
+    if isinstance(result, TemplateError):
+        raise result
+    return result
+
+
+def encode_many(tokenizer, conversations: list[list[dict]], stop_ids: set[int] | None = None,
+                chunk: int = 2048) -> list[Encoded | TemplateError]:
+    """`encode` for many conversations, tokenised in batches by the fast tokenizer (Rust, parallel).
 
     If the template does not end the last reply with a stop token, one is appended, so the
-    tuned model learns to stop.
+    tuned model learns to stop. A conversation the template cannot mask gets its TemplateError.
     """
-    full, spans = assistant_spans(tokenizer, messages)
-    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    stop_ids = stop_ids if stop_ids is not None else stop_token_ids(tokenizer)
+    results: list[Encoded | TemplateError] = []
+    for k in range(0, len(conversations), chunk):
+        rendered: list[tuple[str, list[tuple[int, int]]] | TemplateError] = []
+        for messages in conversations[k : k + chunk]:
+            try:
+                rendered.append(assistant_spans(tokenizer, messages))
+            except TemplateError as e:
+                rendered.append(e)
+        texts = [r[0] for r in rendered if not isinstance(r, TemplateError)]
+        # The Rust tokenizer directly: transformers' per-row conversion costs as much as tokenising.
+        batch = iter(tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False))
+        for r in rendered:
+            if isinstance(r, TemplateError):
+                results.append(r)
+                continue
+            enc = next(batch)
+            results.append(_mask(enc.ids, enc.offsets, r[1], stop_ids, tokenizer.eos_token_id))
+    return results
+
+
+def _mask(ids: list[int], offsets, spans: list[tuple[int, int]], stop_ids: set[int], eos: int) -> Encoded:
     labels = [IGNORE] * len(ids)
     last_labelled = -1
     for start, end in spans:
@@ -81,9 +110,7 @@ def encode(tokenizer, messages: list[dict], stop_ids: set[int] | None = None) ->
             if e > start and s < end and e > s:
                 labels[j] = ids[j]
                 last_labelled = j
-    stop_ids = stop_ids if stop_ids is not None else stop_token_ids(tokenizer)
     if stop_ids and last_labelled >= 0 and ids[last_labelled] not in stop_ids:
-        eos = tokenizer.eos_token_id
         ids = ids[: last_labelled + 1] + [eos] + ids[last_labelled + 1 :]
         labels = labels[: last_labelled + 1] + [eos] + labels[last_labelled + 1 :]
-    return Encoded(ids, labels)
+    return Encoded(list(ids), labels)
