@@ -110,7 +110,8 @@ def load_splits(data: str | Path, cfg: DataConfig, seed: int) -> Prepared:
         train_examples, valid_examples = split_train_valid(train.examples, cfg.valid_fraction, seed)
         source = f"split ({cfg.valid_fraction:.0%} of {Path(data).name}, seed {seed})"
     prep = Prepared(train, train_examples, valid_examples, heldout, source, errors)
-    prep.findings = audit(train_examples, train.labels, valid_examples, heldout.examples if heldout else None)
+    prep.findings = audit(train.examples, train.labels, train_examples, valid_examples,
+                          heldout.examples if heldout else None)
     return prep
 
 

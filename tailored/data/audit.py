@@ -125,19 +125,22 @@ def personal_data(examples: list[Example]) -> list[Finding]:
         text = "\n".join(m["content"] for m in ex.messages)
         if EMAIL.search(text):
             hits["email addresses"].append(ex.line)
-        if PHONE.search(text):
-            hits["phone numbers"].append(ex.line)
-        if any(_luhn(d) for m in CARD.finditer(text) if 13 <= len(d := re.sub(r"\D", "", m.group())) <= 19):
+        cards = [m.span() for m in CARD.finditer(text)
+                 if 13 <= len(d := re.sub(r"\D", "", m.group())) <= 19 and _luhn(d)]
+        if cards:
             hits["card-like numbers"].append(ex.line)
+        # digit groups inside a card number look like a phone number too; count them once, as a card
+        if any(not any(a < e and s < b for a, b in cards) for m in PHONE.finditer(text) for s, e in [m.span()]):
+            hits["phone numbers"].append(ex.line)
     return [_finding("personal-data", f"{len(lines)} rows contain {what}; remove or mask them unless the model "
                                       "must produce them", lines) for what, lines in hits.items()]
 
 
-def audit(train: list[Example], labels: list[str] | None, valid: list[Example] | None = None,
+def audit(rows: list[Example], labels: list[str] | None, train: list[Example], valid: list[Example],
           heldout: list[Example] | None = None) -> list[Finding]:
-    findings = repeats(train) + size_and_balance(train, labels) + personal_data(train)
-    if valid:
-        findings += leakage(train, valid, "validation")
+    """Repeats, size and personal data over the whole file; leakage between the sides of the split."""
+    findings = repeats(rows) + size_and_balance(rows, labels) + personal_data(rows)
+    findings += leakage(train, valid, "validation")
     if heldout:
-        findings += leakage(train, heldout, "held-out")
+        findings += leakage(rows, heldout, "held-out")
     return findings
