@@ -150,11 +150,11 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
           show: int = typer.Option(0, help="Print N examples exactly as trained, the learned tokens highlighted."),
           **configs) -> None:
     """Check a data file without training: every error at once, warnings, and a profile. Exit 1 on errors."""
-    from tailored.pipeline import _prepare, report
     from tailored.check import render_masked
+    from tailored.pipeline import _prepare, estimated_profile, report
 
-    prep, (_, tokenizer) = _prepare(data, configs["DataConfig"], base, seed=0)
-    result = report(prep, prep.profile())
+    prep, (resolved, tokenizer) = _prepare(data, configs["DataConfig"], base, seed=0)
+    result = report(prep, estimated_profile(prep, resolved))
     failed = bool(result["errors"]) or (strict and bool(result["warnings"]))
     if as_json:
         typer.echo(json.dumps(result, indent=2, ensure_ascii=False))

@@ -18,7 +18,7 @@ from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.encode import stop_token_ids
 from tailored.errors import TailoredError
 from tailored.evaluation.compare import Comparison, compare, print_comparison
-from tailored.models import context_length, load_causal_lm, load_tokenizer, resolve_base
+from tailored.models import context_length, load_causal_lm, load_tokenizer, parameter_count, resolve_base
 from tailored.runs import COMPLETE, new_run_dir
 from tailored.training import defaults, lora
 
@@ -53,8 +53,14 @@ def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smo
     Returns {"errors": [...], "warnings": [...], "profile": {...}}; nothing is raised for bad rows.
     """
     data_cfg = data_cfg or DataConfig()
-    prep, _ = _prepare(data, data_cfg, base, seed)
-    return report(prep, prep.profile())
+    prep, (resolved, _) = _prepare(data, data_cfg, base, seed)
+    return report(prep, estimated_profile(prep, resolved))
+
+
+def estimated_profile(prep: Prepared, base) -> dict:
+    """The profile with a training-time estimate for the default settings on this machine."""
+    epochs, _ = defaults.choose_epochs(len(prep.train_encoded))
+    return prep.profile(parameter_count(base), epochs)
 
 
 def report(prep: Prepared, profile: dict) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import warnings
 from dataclasses import replace
@@ -108,6 +109,20 @@ def context_length(base: ResolvedBase) -> int:
     folder = materialise(base)
     config = AutoConfig.from_pretrained(folder.path, local_files_only=_local_only(folder))
     return int(getattr(config, "max_position_embeddings", 2048) or 2048)
+
+
+def parameter_count(base: ResolvedBase) -> int | None:
+    """Parameters in the base's safetensors files, from their headers alone (no weights read)."""
+    from safetensors import safe_open
+
+    folder = Path(materialise(base).path)
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    total = 0
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for name in st.keys():
+                total += math.prod(st.get_slice(name).get_shape())
+    return total or None
 
 
 def load_causal_lm(base: ResolvedBase, dtype: torch.dtype = torch.float32):
