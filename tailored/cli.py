@@ -151,9 +151,9 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
           **configs) -> None:
     """Check a data file without training: every error at once, warnings, and a profile. Exit 1 on errors."""
     from tailored.check import render_masked
-    from tailored.pipeline import _prepare, estimated_profile, report
+    from tailored.pipeline import prepare_data, estimated_profile, report
 
-    prep, (resolved, tokenizer) = _prepare(data, configs["DataConfig"], base, seed=0)
+    prep, (resolved, tokenizer) = prepare_data(data, configs["DataConfig"], base, seed=0)
     result = report(prep, estimated_profile(prep, resolved))
     failed = bool(result["errors"]) or (strict and bool(result["warnings"]))
     if as_json:

@@ -53,7 +53,7 @@ def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smo
     Returns {"errors": [...], "warnings": [...], "profile": {...}}; nothing is raised for bad rows.
     """
     data_cfg = data_cfg or DataConfig()
-    prep, (resolved, _) = _prepare(data, data_cfg, base, seed)
+    prep, (resolved, _) = prepare_data(data, data_cfg, base, seed)
     return report(prep, estimated_profile(prep, resolved))
 
 
@@ -68,7 +68,7 @@ def report(prep: Prepared, profile: dict) -> dict:
             "profile": profile}
 
 
-def _prepare(data, data_cfg: DataConfig, base_name: str, seed: int):
+def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int):
     base = resolve_base(base_name)
     if base.kind != "causal":
         raise TailoredError(f"base '{base_name}' is an encoder; `tailor train` fine-tunes language models "
@@ -92,7 +92,7 @@ def train(
     console = _console(quiet)
 
     # Everything that can be wrong with the data is found before the model loads.
-    prep, (base, tokenizer) = _prepare(data, data_cfg, train_cfg.base, train_cfg.seed)
+    prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed)
     prep.raise_errors(data_cfg.skip_invalid)
     longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
     context = context_length(base)
