@@ -1,7 +1,8 @@
-"""Crash-safe writes: write beside the target, fsync, rename. A reader never sees half a file."""
+"""File helpers. Crash-safe writes: write beside the target, fsync, rename, so no reader sees half a file."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -71,3 +72,11 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

