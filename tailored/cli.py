@@ -82,7 +82,7 @@ def with_config_flags(*classes):
 @app.command()
 @user_errors
 @with_config_flags(TrainConfig, DataConfig, EvalConfig, RunConfig)
-def train(data: Path = typer.Argument(..., help="Training data: .jsonl, .csv or .parquet."),
+def train(data: Optional[Path] = typer.Argument(None, help="Training data: .jsonl, .csv or .parquet."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
           **configs) -> None:
     """Fine-tune the base on DATA, keep the best adapter, and compare base vs tuned on held-out rows."""
@@ -150,7 +150,7 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
           show: int = typer.Option(0, help="Print N examples exactly as trained, the learned tokens highlighted."),
           **configs) -> None:
     """Check a data file without training: every error at once, warnings, and a profile. Exit 1 on errors."""
-    from tailored.check import render_masked
+    from tailored.data.prepare import render_masked
     from tailored.pipeline import prepare_data, estimated_profile, report
 
     prep, (resolved, tokenizer) = prepare_data(data, configs["DataConfig"], base, seed=0)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import platform
+import shutil
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -13,13 +15,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tailored import atomic
-from tailored.check import Prepared, prepare
+from tailored.data.prepare import Prepared, prepare
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.encode import stop_token_ids
 from tailored.errors import TailoredError
 from tailored.evaluation.compare import Comparison, compare, print_comparison
 from tailored.models import context_length, load_causal_lm, load_tokenizer, parameter_count, resolve_base
-from tailored.runs import COMPLETE, new_run_dir
+from tailored.atomic import sha256_file
+from tailored.runs import COMPLETE, new_run_dir, read_json, unfinished_runs
 from tailored.training import defaults, lora
 
 
@@ -79,7 +82,7 @@ def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int):
 
 
 def train(
-    data: str | Path,
+    data: str | Path | None,
     train_cfg: TrainConfig | None = None,
     data_cfg: DataConfig | None = None,
     eval_cfg: EvalConfig | None = None,
@@ -90,6 +93,12 @@ def train(
     train_cfg, data_cfg = train_cfg or TrainConfig(), data_cfg or DataConfig()
     eval_cfg, run_cfg = eval_cfg or EvalConfig(), run_cfg or RunConfig()
     console = _console(quiet)
+    resume_dir = None
+    if run_cfg.resume:  # the run's own settings and data, not the ones on this command line
+        resume_dir, data, train_cfg, data_cfg, eval_cfg = _saved_run(Path(run_cfg.resume))
+        run_cfg = replace(run_cfg, name=resume_dir.parent.name, runs_dir=str(resume_dir.parent.parent))
+    if data is None:
+        raise TailoredError("no training data — pass a .jsonl, .csv or .parquet file, or --resume RUN")
 
     # Everything that can be wrong with the data is found before the model loads.
     prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed)
@@ -113,7 +122,11 @@ def train(
         console.print(f"[dim]{key} = {getattr(train_cfg, key, getattr(data_cfg, key, None))}: {why}[/dim]")
 
     name = run_cfg.name or Path(data).stem
-    run_dir = new_run_dir(run_cfg.runs_dir, name)
+    saved = {"train": asdict(train_cfg), "data": asdict(data_cfg), "eval": asdict(eval_cfg), "reasons": reasons}
+    resume_dir = resume_dir or _same_unfinished_run(run_cfg.runs_dir, name, prep.train.sha256, saved)
+    run_dir = resume_dir or new_run_dir(run_cfg.runs_dir, name)
+    if resume_dir:
+        console.print(f"[bold]resuming[/bold] {run_dir} from its last complete checkpoint")
     lineage = {
         "name": run_dir.parent.name, "version": int(run_dir.name[1:]), "parent": None,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -125,9 +138,9 @@ def train(
                  "system_prompt": shared_system_prompt(prep)},
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
     }
-    atomic.write_json(run_dir / "run.json", lineage)
-    atomic.write_json(run_dir / "config.json", {"train": asdict(train_cfg), "data": asdict(data_cfg),
-                                                "eval": asdict(eval_cfg), "reasons": reasons})
+    if not resume_dir:  # a resumed run keeps the lineage and reasons it started with
+        atomic.write_json(run_dir / "run.json", lineage)
+        atomic.write_json(run_dir / "config.json", saved)
     atomic.write_json(run_dir / "check.json", report(prep, profile))
     console.print(f"[bold]run[/bold] {run_dir}")
 
@@ -145,7 +158,7 @@ def train(
             progress.update(task, valid=f"{info['valid_loss']:.3f}{' *' if info['improved'] else ''}")
 
         result, _ = lora.fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, tokenizer.pad_token_id,
-                             on_train, on_val)
+                             on_train, on_val, checkpoint_dir=run_dir / "checkpoints")
     speed = result.trained_tokens / max(result.seconds, 1e-9)
     console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); "
                   f"best valid loss {result.best_valid_loss if result.best_valid_loss is None else round(result.best_valid_loss, 4)}"
@@ -164,8 +177,36 @@ def train(
             print_comparison(comparison, console, eval_cfg.samples, where)
     atomic.write_json(run_dir / "metrics.json", metrics)
     atomic.write_text(run_dir / COMPLETE, dt.datetime.now(dt.timezone.utc).isoformat() + "\n")
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # only needed to resume an unfinished run
     console.print(f"[bold green]done[/bold green] → {run_dir}   try: tailor predict {run_dir} \"…\"")
     return Run(run_dir, metrics)
+
+
+def _saved_run(path: Path):
+    """Data path and settings of an unfinished run, for --resume."""
+    if not (path / "run.json").exists():
+        raise TailoredError(f"{path}: not a run folder (no run.json) — pass a folder like runs/NAME/v3")
+    if (path / COMPLETE).exists():
+        raise TailoredError(f"{path}: this run already finished — nothing to resume")
+    lineage, saved = read_json(path / "run.json"), read_json(path / "config.json")
+    data = lineage["data"]["train"]["path"]
+    if not Path(data).exists() or sha256_file(data) != lineage["data"]["train"]["sha256"]:
+        raise TailoredError(f"{path}: its training data {data} is missing or changed since the run started — "
+                            "train a new version instead")
+    return (path, data, TrainConfig(**saved["train"]), DataConfig(**saved["data"]), EvalConfig(**saved["eval"]))
+
+
+def _same_unfinished_run(runs_dir: str, name: str, data_sha: str, saved: dict) -> Path | None:
+    """An interrupted run of the same data and settings: rerunning the command continues it."""
+    for path in unfinished_runs(runs_dir, name):
+        try:
+            same = (read_json(path / "run.json")["data"]["train"]["sha256"] == data_sha
+                    and read_json(path / "config.json") == json.loads(json.dumps(saved)))
+        except (TailoredError, KeyError):
+            continue
+        if same:
+            return path
+    return None
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConfig | None = None,

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tailored.check import prepare
+from tailored.data.prepare import prepare
 from tailored.cli import app
 from tailored.config import DataConfig
 from tailored.data.encode import stop_token_ids

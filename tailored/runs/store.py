@@ -65,3 +65,9 @@ def read_json(path: Path) -> dict:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
         raise TailoredError(f"{path}: unreadable ({e}) — the run folder is damaged") from None
+
+
+def unfinished_runs(runs_dir: str | Path, name: str) -> list[Path]:
+    """Versions of `name` that started but never wrote COMPLETE, newest first."""
+    folder = Path(runs_dir) / safe_name(name)
+    return [p for _, p in reversed(_versions(folder)) if (p / "run.json").exists() and not (p / COMPLETE).exists()]

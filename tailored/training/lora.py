@@ -14,6 +14,7 @@ import torch
 from tailored.atomic import atomic_dir
 from tailored.config import TrainConfig
 from tailored.data.encode import Encoded
+from tailored.training import checkpoint
 from tailored.training.batches import collate, length_grouped_batches, seed_everything, token_loss
 
 Report = Callable[[dict], None]
@@ -28,6 +29,7 @@ class FitResult:
     stopped_early: bool = False
     seconds: float = 0.0
     trained_tokens: int = 0
+    resumed_from: int | None = None  # the step a resumed run continued from
 
 
 def device_of(model) -> torch.device:
@@ -85,11 +87,13 @@ def fit(
     pad_id: int,
     on_train_report: Report | None = None,
     on_val_report: Report | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> tuple[FitResult, dict[str, torch.Tensor]]:
     """Train, validating `evals_per_epoch` times per epoch; return the history and the best adapter weights.
 
     The best weights by validation loss are kept (not the last), and training stops after
-    `patience` validations without improvement.
+    `patience` validations without improvement. With `checkpoint_dir`, a checkpoint is written at
+    every validation and epoch end, and a complete one found there is resumed from exactly.
     """
     device = device_of(model)
     bf16 = use_bf16(cfg, device)
@@ -114,18 +118,29 @@ def fit(
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
 
     result = FitResult()
-    best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    if valid:
-        result.best_valid_loss = validate(model, valid, cfg.batch_size, pad_id, bf16)
-        result.history.append({"step": 0, "epoch": 0.0, "valid_loss": result.best_valid_loss})
-        if on_val_report:
-            on_val_report({"step": 0, "valid_loss": result.best_valid_loss, "improved": True})
-    bad_evals, step, start = 0, 0, time.perf_counter()
+    bad_evals, step, start_epoch, skip = 0, 0, 0, 0
+    found = checkpoint.complete(checkpoint_dir) if checkpoint_dir else []
+    if found:  # resume: every piece of state comes back, so the run continues as if never stopped
+        saved, best_state = checkpoint.load(found[-1], model, optimizer, scheduler)
+        step, start_epoch, skip, bad_evals = saved["step"], saved["epoch_index"], saved["batch_index"], saved["bad_evals"]
+        result.history, result.best_valid_loss, result.best_step = saved["history"], saved["best_valid_loss"], saved["best_step"]
+        result.trained_tokens, result.resumed_from = saved["trained_tokens"], step
+    else:
+        best_state = checkpoint.trainable_state(model)
+        if valid:
+            result.best_valid_loss = validate(model, valid, cfg.batch_size, pad_id, bf16)
+            result.history.append({"step": 0, "epoch": 0.0, "valid_loss": result.best_valid_loss})
+            if on_val_report:
+                on_val_report({"step": 0, "valid_loss": result.best_valid_loss, "improved": True})
+    start = time.perf_counter()
 
-    for epoch in range(cfg.epochs):
-        for batch_ids in length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch):
+    for epoch in range(start_epoch, cfg.epochs):
+        batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch)
+        for index, batch_ids in enumerate(batches):
             if step >= total_steps:
                 break
+            if epoch == start_epoch and index < skip:
+                continue  # already trained before the interruption
             model.train()
             batch = {k: v.to(device) for k, v in collate([train[i] for i in batch_ids], pad_id).items()}
             with autocast(device, bf16):
@@ -137,6 +152,7 @@ def fit(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            checkpoint._test_hook("step", step)
             result.trained_tokens += int(batch["attention_mask"].sum())
             entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": loss.item(),
                      "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
@@ -144,26 +160,34 @@ def fit(
             if on_train_report:
                 on_train_report({**entry, "total_steps": total_steps})
 
-            last_step = step == total_steps
-            if valid and (step % eval_every == 0 or last_step):
+            last_step, epoch_end = step == total_steps, index == len(batches) - 1
+            evaluated = valid and (step % eval_every == 0 or last_step)
+            if evaluated:
                 valid_loss = validate(model, valid, cfg.batch_size, pad_id, bf16)
                 improved = valid_loss < result.best_valid_loss
                 if improved:
                     result.best_valid_loss, result.best_step, bad_evals = valid_loss, step, 0
-                    best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+                    best_state = checkpoint.trainable_state(model)
                 else:
                     bad_evals += 1
                 result.history.append({"step": step, "epoch": entry["epoch"], "valid_loss": valid_loss})
                 if on_val_report:
                     on_val_report({"step": step, "valid_loss": valid_loss, "improved": improved})
-                if bad_evals >= cfg.patience:
-                    result.stopped_early = True
-                    break
+            if checkpoint_dir and (evaluated or epoch_end) and not last_step:
+                position = {"epoch_index": epoch + 1, "batch_index": 0} if epoch_end else \
+                    {"epoch_index": epoch, "batch_index": index + 1}
+                checkpoint.save(checkpoint_dir, step, model, optimizer, scheduler,
+                                {"step": step, **position, "bad_evals": bad_evals, "history": result.history,
+                                 "best_valid_loss": result.best_valid_loss, "best_step": result.best_step,
+                                 "trained_tokens": result.trained_tokens}, best_state)
+            if bad_evals >= cfg.patience:
+                result.stopped_early = True
+                break
         if result.stopped_early or step >= total_steps:
             break
 
     if not valid:  # nothing to choose with: the last weights are the result
-        best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        best_state = checkpoint.trainable_state(model)
         result.best_step = step
     result.steps = step
     result.seconds = time.perf_counter() - start

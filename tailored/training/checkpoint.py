@@ -1,0 +1,92 @@
+"""Checkpoints that survive kill -9: trainable weights, optimizer, scheduler, RNG and data position.
+
+Each checkpoint is a folder written beside its final name, fsynced and renamed into place; its
+COMPLETE marker is written last. Resume only ever picks a folder that has the marker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from tailored import atomic
+
+MARKER = "COMPLETE"
+_STEP = re.compile(r"^step-(\d+)$")
+
+
+def _test_hook(point: str, step: int) -> None:
+    # Test-only: TAILORED_TEST_KILL=point:step kills this process there, to prove resume is exact.
+    if os.environ.get("TAILORED_TEST_KILL") == f"{point}:{step}":
+        os.kill(os.getpid(), 9)
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def rng_state() -> dict:
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss]}
+
+
+def set_rng_state(state: dict) -> None:
+    import numpy as np
+
+    random.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
+
+
+def save(folder: Path, step: int, model, optimizer, scheduler, progress: dict, best: dict[str, torch.Tensor],
+         keep: int = 2) -> Path:
+    """Write checkpoint `step-N` under `folder` and keep only the newest `keep` complete ones."""
+    from safetensors.torch import save_file
+
+    target = folder / f"step-{step:07d}"
+    with atomic.atomic_dir(target) as tmp:
+        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+        save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / "best.safetensors"))
+        _test_hook("checkpoint-write", step)
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+                   tmp / "state.pt")
+        atomic.write_json(tmp / "progress.json", progress)
+    atomic.write_text(target / MARKER, f"{step}\n")
+    for old in complete(folder)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def complete(folder: Path) -> list[Path]:
+    """Finished checkpoints, oldest first; half-written ones (no marker) are ignored."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP.match(p.name)) and (p / MARKER).exists()]
+    return [p for _, p in sorted(found)]
+
+
+def load(path: Path, model, optimizer, scheduler) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Restore everything `save` wrote into the live objects; return the progress and the best weights."""
+    from safetensors.torch import load_file
+
+    named = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in load_file(str(path / "trainable.safetensors")).items():
+            named[name].copy_(value)
+    # Our own file, and weights_only: nothing in it can run code when it is read.
+    state = torch.load(path / "state.pt", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    progress = json.loads((path / "progress.json").read_text(encoding="utf-8"))
+    return progress, load_file(str(path / "best.safetensors"))
