@@ -112,6 +112,8 @@ class RunConfig:
                              default=None)
     runs_dir: str = _help("Folder that holds all runs.", default="runs")
     evaluate: bool = _help("Compare base and tuned on the held-out data after training.", default=True)
+    explain: bool = _help("Print the settings that would be used and why, then stop without training.",
+                          default=False)
     resume: str | None = _help("An interrupted run folder to continue from its last checkpoint, with its saved "
                                "settings. Rerunning the same command on the same data also resumes.", default=None)
 

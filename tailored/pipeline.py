@@ -28,7 +28,7 @@ from tailored.training import defaults, lora
 
 @dataclass
 class Run:
-    path: Path
+    path: Path | None  # None for --explain, which trains nothing
     metrics: dict
 
     def __str__(self) -> str:
@@ -121,6 +121,9 @@ def train(
     for key, why in reasons.items():
         console.print(f"[dim]{key} = {getattr(train_cfg, key, getattr(data_cfg, key, None))}: {why}[/dim]")
 
+    if run_cfg.explain:
+        return Run(None, {"settings": {"train": asdict(train_cfg), "data": asdict(data_cfg)}, "reasons": reasons})
+
     name = run_cfg.name or Path(data).stem
     saved = {"train": asdict(train_cfg), "data": asdict(data_cfg), "eval": asdict(eval_cfg), "reasons": reasons}
     resume_dir = resume_dir or _same_unfinished_run(run_cfg.runs_dir, name, prep.train.sha256, saved)
@@ -167,7 +170,10 @@ def train(
     lora.save(model, run_dir / "adapter")
     tokenizer.save_pretrained(run_dir / "tokenizer")  # carries the chat template used in training
     atomic.write_json(run_dir / "history.json", result.history)
-    metrics = {"train": {k: v for k, v in asdict(result).items() if k != "history"}, "tokens_per_second": speed}
+    metrics = {"train": {k: v for k, v in asdict(result).items() if k != "history"}, "tokens_per_second": speed,
+               "overfitting": lora.overfitting(result.history)}
+    if metrics["overfitting"]:
+        console.print(f"[yellow]warning overfitting: {escape(metrics['overfitting']['message'])}[/yellow]")
 
     if run_cfg.evaluate:
         rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")

@@ -117,3 +117,27 @@ def test_run_keeps_exactly_what_check_reported(tiny_base, tmp_path):
     assert saved["warnings"] == checked["warnings"] and saved["errors"] == checked["errors"] == []
     for key in ("rows", "train_rows", "validation_rows", "tokens_per_example", "trainable_tokens"):
         assert saved["profile"][key] == checked["profile"][key], key
+
+
+def test_overfitting_is_detected_from_the_history():
+    history = [{"step": 0, "valid_loss": 2.0}]
+    history += [{"step": s, "train_loss": 1.0 / s} for s in range(1, 31)]
+    history += [{"step": 10, "valid_loss": 0.5}, {"step": 20, "valid_loss": 0.7}, {"step": 30, "valid_loss": 0.9}]
+    found = lora.overfitting(history)
+    assert found["best_step"] == 10 and found["last_valid_loss"] == 0.9
+    assert "the step-10 weights were kept" in found["message"]
+    healthy = history[:-2] + [{"step": 30, "valid_loss": 0.45}]
+    assert lora.overfitting(healthy) is None
+
+
+def test_explain_prints_the_choices_and_trains_nothing(tiny_base, tmp_path):
+    from typer.testing import CliRunner
+
+    from tailored.cli import app
+
+    data = write_jsonl(tmp_path / "d.jsonl", yes_rows(120))
+    result = CliRunner().invoke(app, ["train", str(data), "--base", str(tiny_base), "--explain",
+                                      "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "epochs = 10: 108 training examples" in result.output and "learning_rate = 0.001" in result.output
+    assert not (tmp_path / "runs").exists()

@@ -196,6 +196,25 @@ def fit(
     return result, best_state
 
 
+def overfitting(history: list[dict]) -> dict | None:
+    """Training loss heading to zero while validation loss climbs from its best: memorising, not learning."""
+    train = [h["train_loss"] for h in history if "train_loss" in h]
+    valid = [(h["step"], h["valid_loss"]) for h in history if "valid_loss" in h]
+    if len(train) < 10 or len(valid) < 3:
+        return None
+    tail = train[-max(3, len(train) // 10):]
+    recent_train = sum(tail) / len(tail)
+    best_step, best = min(valid, key=lambda v: v[1])
+    last_step, last = valid[-1]
+    if recent_train < 0.1 and last > best * 1.2 and last - best > 0.05 and last_step > best_step:
+        return {"train_loss": round(recent_train, 4), "best_valid_loss": round(best, 4), "best_step": best_step,
+                "last_valid_loss": round(last, 4), "last_step": last_step,
+                "message": f"training loss fell to {recent_train:.3f} while validation loss rose from {best:.3f} "
+                           f"(step {best_step}) to {last:.3f} (step {last_step}); the step-{best_step} weights were "
+                           "kept — fewer epochs or more data would help"}
+    return None
+
+
 def load_trainable(model, state: dict[str, torch.Tensor]) -> None:
     named = dict(model.named_parameters())
     with torch.no_grad():
