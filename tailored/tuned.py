@@ -33,7 +33,8 @@ class Tuned:
         self.tokenizer = load_tokenizer(base, path / "tokenizer")
         self.model = PeftModel.from_pretrained(load_causal_lm(base), path / "adapter")
         self.model.eval()
-        self.bf16 = use_bf16(TrainConfig(), device_of(self.model))
+        # generate the way the run's own evaluation did
+        self.bf16 = use_bf16(TrainConfig(**read_json(path / "config.json")["train"]), device_of(self.model))
 
     @property
     def labels(self) -> list[str] | None:
