@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from tailored.evaluation.metrics import exact_match, label_scores, match_label, rouge_l, token_f1
+import numpy as np
+
+from tailored.evaluation.metrics import (
+    PRIMARY,
+    bootstrap,
+    exact_match,
+    json_scores,
+    label_scores,
+    match_label,
+    rouge_l,
+    task_kind,
+    text_scores,
+    token_f1,
+)
 
 
 def test_exact_match_normalises_case_and_spaces():
@@ -28,9 +41,50 @@ def test_label_matching_and_scores():
     assert match_label("Billing.", labels) == "billing"
     assert match_label("I think this is shipping, not billing", labels) == "shipping"
     assert match_label("no idea", labels) == "(none)"
-    scores = label_scores(["billing", "shipping", "billing", "gibberish"],
-                          ["billing", "shipping", "technical", "technical"], labels)
+    scores, intervals = label_scores(["billing", "shipping", "billing", "gibberish"],
+                                     ["billing", "shipping", "technical", "technical"], labels)
     assert scores["accuracy"] == pytest.approx(50.0)
     # per-class F1: billing 2/3 (P 1/2, R 1), shipping 1, technical 0 → macro (2/3 + 1 + 0) / 3
     assert scores["macro_f1"] == pytest.approx(100 * (2 / 3 + 1) / 3)
     assert scores["confusion"]["matrix"] == [[1, 0, 0], [0, 1, 0], [1, 0, 0]]
+    assert intervals["accuracy"][0] <= 50.0 <= intervals["accuracy"][1]
+
+
+def test_json_extraction_by_hand():
+    refs = ['{"a": 1, "b": "x"}', '{"a": 2, "b": "y"}', '{"a": 3, "b": "z"}']
+    preds = ['{"a": 1, "b": "X "}',  # both fields right (strings ignore case and spacing)
+             "not json at all",  # nothing parsed: 2 false negatives
+             '```json\n{"a": 4, "b": "z", "c": 0}\n```']  # a wrong, b right, c extra
+    values, intervals = json_scores(preds, refs)
+    assert values["json_valid"] == pytest.approx(200 / 3)
+    assert values["keys_match"] == pytest.approx(100 / 3)
+    # TP 3 (a1, b1, b3); FP 2 (a3 wrong value, extra c); FN 3 (a2, b2, a3) → 2·3 / (6 + 2 + 3)
+    assert values["field_f1"] == pytest.approx(100 * 6 / 11)
+    # field a: TP 1, FP 1, FN 2 → 2/5; field b: TP 2, FP 0, FN 1 → 4/5; macro = 3/5
+    assert values["field_macro_f1"] == pytest.approx(60.0)
+    assert values["field_accuracy"] == {"a": pytest.approx(100 / 3), "b": pytest.approx(200 / 3)}
+    assert list(values["field_accuracy"]) == ["a", "b"]  # most often wrong first
+    low, high = intervals["field_f1"]
+    assert low <= values["field_f1"] <= high
+
+
+def test_task_kind_and_primary_metric():
+    assert task_kind(['{"a": 1}', '{"b": 2}'], None) == "json" and PRIMARY["json"] == "field_f1"
+    assert task_kind(['{"a": 1}', "plain"], None) == "text"
+    assert task_kind(["x"], ["x", "y"]) == "label"
+
+
+def test_bootstrap_interval_is_pinned_and_sane():
+    assert bootstrap(lambda idx: 7.0, 10) == (7.0, 7.0)
+    data = np.array([0.0] * 20 + [100.0] * 30)  # mean 60
+    low, high = bootstrap(lambda idx: float(data[idx].mean()), len(data), seed=0)
+    assert low < 60.0 < high
+    # Normal approximation: SE = sqrt(.6 · .4 / 50) · 100 ≈ 6.93, so the 95% interval is about ±13.6
+    assert high - low == pytest.approx(2 * 1.96 * 6.93, abs=3.0)
+    assert (low, high) == pytest.approx((46.0, 74.0))  # pinned for seed 0, 1000 resamples
+
+
+def test_text_scores_include_chrf():
+    values, intervals = text_scores(["the cat sat"], ["the cat sat"])
+    assert values == {"exact_match": 100.0, "token_f1": 100.0, "rouge_l": 100.0, "chrf": 100.0}
+    assert intervals["chrf"] == (100.0, 100.0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,7 +12,7 @@ from rich.table import Table
 from tailored.config import EvalConfig
 from tailored.data.formats import Example
 from tailored.evaluation.generate import generate
-from tailored.evaluation.metrics import label_scores, primary_metric, text_scores
+from tailored.evaluation.metrics import PRIMARY, json_scores, label_scores, task_kind, text_scores
 
 
 @dataclass
@@ -23,6 +23,9 @@ class Comparison:
     rows: list[dict]  # prompt, expected, base, tuned for every evaluated row
     max_new_tokens: int
     seconds: float
+    base_ci: dict = field(default_factory=dict)  # metric -> [low, high], 95% bootstrap
+    tuned_ci: dict = field(default_factory=dict)
+    task: str = "text"
 
     @property
     def gain(self) -> float:
@@ -32,8 +35,16 @@ class Comparison:
         return {**asdict(self), "gain": self.gain}
 
 
-def score(preds: list[str], refs: list[str], labels: list[str] | None) -> dict:
-    return label_scores(preds, refs, labels) if labels else text_scores(preds, refs)
+def score(preds: list[str], refs: list[str], labels: list[str] | None) -> tuple[dict, dict]:
+    """Metrics chosen from the data: labels, JSON objects, or free text (JSON also gets the text ones)."""
+    kind = task_kind(refs, labels)
+    if kind == "label":
+        return label_scores(preds, refs, labels)
+    values, intervals = text_scores(preds, refs)
+    if kind == "json":
+        json_values, json_intervals = json_scores(preds, refs)
+        values, intervals = {**json_values, **values}, {**json_intervals, **intervals}
+    return values, intervals
 
 
 def answer_budget(tokenizer, refs: list[str], cfg: EvalConfig) -> int:
@@ -58,12 +69,13 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
     seconds = time.perf_counter() - start
     rows = [{"line": ex.line, "prompt": ex.prompt[-1]["content"], "expected": ref, "base": b, "tuned": t}
             for ex, ref, b, t in zip(examples, refs, base_out, tuned_out)]
-    return Comparison(primary_metric(labels), score(base_out, refs, labels), score(tuned_out, refs, labels),
-                      rows, budget, seconds)
+    (base, base_ci), (tuned, tuned_ci) = score(base_out, refs, labels), score(tuned_out, refs, labels)
+    kind = task_kind(refs, labels)
+    return Comparison(PRIMARY[kind], base, tuned, rows, budget, seconds, base_ci, tuned_ci, kind)
 
 
 def print_comparison(c: Comparison, console: Console, samples: int = 3, title: str = "held-out") -> None:
-    table = Table(title=f"Base vs tuned on {len(c.rows)} {title} rows (generated, greedy)")
+    table = Table(title=f"Base vs tuned on {len(c.rows)} {title} rows (generated, greedy; 95% bootstrap intervals)")
     table.add_column("metric")
     table.add_column("base", justify="right")
     table.add_column("tuned", justify="right")
@@ -74,13 +86,21 @@ def print_comparison(c: Comparison, console: Console, samples: int = 3, title: s
         delta = c.tuned[name] - base_value
         change = f"[green]{delta:+.1f}[/green]" if delta > 0 else f"[red]{delta:+.1f}[/red]" if delta < 0 else "0.0"
         label = f"{name} (primary)" if name == c.primary else name
-        table.add_row(label, f"{base_value:.1f}", f"{c.tuned[name]:.1f}", change)
+        table.add_row(label, _with_ci(base_value, c.base_ci.get(name)), _with_ci(c.tuned[name], c.tuned_ci.get(name)),
+                      change)
     console.print(table)
+    if c.task == "json":
+        worst = ", ".join(f"{k} {v:.0f}%" for k, v in list(c.tuned["field_accuracy"].items())[:3])
+        console.print(f"fields most often wrong (tuned, share correct): {worst}")
     for row in c.rows[:samples]:
         console.print(f"[bold]prompt[/bold] (line {row['line']}): {_short(row['prompt'])}")
         console.print(f"  [dim]expected[/dim] {_short(row['expected'])}")
         console.print(f"  [red]base    [/red] {_short(row['base'])}")
         console.print(f"  [green]tuned   [/green] {_short(row['tuned'])}")
+
+
+def _with_ci(value: float, interval) -> str:
+    return f"{value:.1f} [{interval[0]:.1f}–{interval[1]:.1f}]" if interval else f"{value:.1f}"
 
 
 def _short(text: str, width: int = 220) -> str:

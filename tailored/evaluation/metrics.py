@@ -1,10 +1,18 @@
-"""Scores for generated text against references. Each takes lists and returns a 0–100 figure."""
+"""Scores for generated text against references, on a 0–100 scale, with bootstrap intervals.
+
+Most metrics are means of per-row scores; the F1s are recomputed from resampled rows, so every
+figure gets a 95% interval that shows whether a gain on a few dozen rows is more than noise.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import string
 from collections import Counter
+from typing import Callable
+
+import numpy as np
 
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 
@@ -54,21 +62,122 @@ def match_label(pred: str, labels: list[str]) -> str:
     return min(hits)[1] if hits else "(none)"
 
 
-def label_scores(preds: list[str], refs: list[str], labels: list[str]) -> dict:
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+def label_scores(preds: list[str], refs: list[str], labels: list[str], seed: int = 0) -> tuple[dict, dict]:
+    from sklearn.metrics import confusion_matrix, f1_score
 
-    predicted = [match_label(p, labels) for p in preds]
-    return {
-        "accuracy": 100.0 * accuracy_score(refs, predicted),
-        "macro_f1": 100.0 * f1_score(refs, predicted, labels=labels, average="macro", zero_division=0),
-        "confusion": {"labels": labels, "matrix": confusion_matrix(refs, predicted, labels=labels).tolist()},
+    predicted = np.asarray([match_label(p, labels) for p in preds], dtype=object)
+    truth = np.asarray(refs, dtype=object)
+
+    def macro(idx: np.ndarray) -> float:
+        return 100.0 * f1_score(truth[idx], predicted[idx], labels=labels, average="macro", zero_division=0)
+
+    values, intervals = _with_intervals({"accuracy": [100.0 * (p == t) for p, t in zip(predicted, truth)]}, seed)
+    every = np.arange(len(refs))
+    values["macro_f1"], intervals["macro_f1"] = macro(every), bootstrap(macro, len(refs), seed)
+    values["confusion"] = {"labels": labels, "matrix": confusion_matrix(truth, predicted, labels=labels).tolist()}
+    return values, intervals
+
+
+def bootstrap(stat: Callable[[np.ndarray], float], n_rows: int, seed: int = 0, resamples: int = 1000,
+              ) -> tuple[float, float]:
+    """95% percentile interval of `stat(row_indices)` over `resamples` resamplings of the rows."""
+    if n_rows == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    values = [stat(rng.integers(0, n_rows, n_rows)) for _ in range(resamples)]
+    low, high = np.percentile(values, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+def _with_intervals(per_row: dict[str, list[float]], seed: int) -> tuple[dict, dict]:
+    arrays = {k: np.asarray(v, dtype=float) for k, v in per_row.items()}
+    values = {k: float(a.mean()) if len(a) else 0.0 for k, a in arrays.items()}
+    intervals = {k: bootstrap(lambda idx, a=a: float(a[idx].mean()), len(a), seed) for k, a in arrays.items()}
+    return values, intervals
+
+
+def text_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict, dict]:
+    from rouge_score import rouge_scorer
+    from sacrebleu.metrics import CHRF
+
+    scorer, chrf = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True), CHRF()
+    per_row = {
+        "exact_match": [100.0 * (normalise(p) == normalise(r)) for p, r in zip(preds, refs)],
+        "token_f1": [100.0 * token_f1_one(p, r) for p, r in zip(preds, refs)],
+        "rouge_l": [100.0 * scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(preds, refs)],
+        "chrf": [chrf.sentence_score(p, [r]).score for p, r in zip(preds, refs)],
     }
+    return _with_intervals(per_row, seed)
 
 
-def text_scores(preds: list[str], refs: list[str]) -> dict:
-    return {"exact_match": exact_match(preds, refs), "token_f1": token_f1(preds, refs),
-            "rouge_l": rouge_l(preds, refs)}
+def _field_value(value) -> str:
+    if isinstance(value, str):
+        return normalise(value)
+    return json.dumps(value, sort_keys=True)
 
 
-def primary_metric(labels: list[str] | None) -> str:
-    return "accuracy" if labels else "rouge_l"
+def parse_object(text: str) -> dict | None:
+    """The JSON object in a reply; a ```json fence around it is tolerated, nothing else is."""
+    text = text.strip()
+    fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", text, flags=re.S)
+    try:
+        value = json.loads(fenced.group(1) if fenced else text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def json_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict, dict]:
+    """Extraction: replies that parse, that have the target's keys, and field-level exact match and F1.
+
+    A field counts as correct when the reply has the key with an equal value (strings compared
+    ignoring case and spacing). Micro F1 pools fields over rows; macro F1 averages per field name.
+    """
+    targets = [parse_object(r) or {} for r in refs]
+    outputs = [parse_object(p) for p in preds]
+    fields = sorted({k for t in targets for k in t})
+    n, f = len(refs), len(fields)
+    tp, fp, fn = np.zeros((n, f)), np.zeros((n, f)), np.zeros((n, f))
+    for i, (out, target) in enumerate(zip(outputs, targets)):
+        got = out or {}
+        for j, name in enumerate(fields):
+            correct = name in target and name in got and _field_value(got[name]) == _field_value(target[name])
+            tp[i, j] = correct
+            fp[i, j] = name in got and not correct
+            fn[i, j] = name in target and not correct
+    # keys the target does not have at all are false positives too
+    extra_fp = np.array([len(set(o or {}) - set(fields)) for o in outputs], dtype=float)
+
+    def micro(idx: np.ndarray) -> float:
+        t, p_, n_ = tp[idx].sum(), fp[idx].sum() + extra_fp[idx].sum(), fn[idx].sum()
+        return 100.0 * 2 * t / (2 * t + p_ + n_) if (t + p_ + n_) else 100.0
+
+    def macro(idx: np.ndarray) -> float:
+        t, p_, n_ = tp[idx].sum(0), fp[idx].sum(0), fn[idx].sum(0)
+        denom = 2 * t + p_ + n_
+        per_field = np.where(denom > 0, 2 * t / np.maximum(denom, 1), 1.0)
+        return 100.0 * float(per_field.mean()) if f else 100.0
+
+    per_row = {
+        "json_valid": [100.0 * (o is not None) for o in outputs],
+        "keys_match": [100.0 * (o is not None and set(o) == set(t)) for o, t in zip(outputs, targets)],
+    }
+    values, intervals = _with_intervals(per_row, seed)
+    every = np.arange(n)
+    values["field_f1"], intervals["field_f1"] = micro(every), bootstrap(micro, n, seed)
+    values["field_macro_f1"], intervals["field_macro_f1"] = macro(every), bootstrap(macro, n, seed)
+    has = np.array([[name in t for name in fields] for t in targets], dtype=float)
+    accuracy = {name: 100.0 * tp[:, j].sum() / max(has[:, j].sum(), 1) for j, name in enumerate(fields)}
+    values["field_accuracy"] = dict(sorted(accuracy.items(), key=lambda kv: kv[1]))  # most often wrong first
+    return values, intervals
+
+
+def task_kind(refs: list[str], labels: list[str] | None) -> str:
+    if labels:
+        return "label"
+    if refs and all(parse_object(r) is not None for r in refs):
+        return "json"
+    return "text"
+
+
+PRIMARY = {"label": "accuracy", "json": "field_f1", "text": "rouge_l"}
