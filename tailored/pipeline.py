@@ -104,7 +104,7 @@ def train(
     prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed)
     prep.raise_errors(data_cfg.skip_invalid)
     longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
-    context = context_length(base)
+    context = prep.context
 
     model = load_causal_lm(base)
     n_params = sum(p.numel() for p in model.parameters())

@@ -35,6 +35,7 @@ class Prepared:
     train_encoded: list[Encoded] = field(default_factory=list)
     valid_encoded: list[Encoded] = field(default_factory=list)
     shown: list[Encoded] = field(default_factory=list)  # encodings aligned with train_examples, for --show
+    context: int = 2048  # the base's context window, read once by `prepare`
 
     def raise_errors(self, skip_invalid: bool) -> None:
         if self.errors and not skip_invalid:
@@ -159,6 +160,7 @@ def prepare(data: str | Path, cfg: DataConfig, seed: int, tokenizer, stop_ids: s
         raise TailoredError(f"max_length {cfg.max_length} is over the base's context of {context} tokens — "
                             f"use --max-length {context} or less")
     prep = load_splits(data, cfg, seed)
+    prep.context = context
     return encode_all(prep, tokenizer, cfg, stop_ids, cfg.max_length or min(2048, context))
 
 

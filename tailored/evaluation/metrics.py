@@ -25,8 +25,12 @@ def _tokens(text: str) -> list[str]:
     return _PUNCT.sub(" ", text.lower()).split()
 
 
-def exact_match(preds: list[str], refs: list[str]) -> float:
-    return 100.0 * sum(normalise(p) == normalise(r) for p, r in zip(preds, refs)) / max(len(refs), 1)
+def _mean(values: list[float]) -> float:
+    return sum(values) / max(len(values), 1)
+
+
+def exact_match_rows(preds: list[str], refs: list[str]) -> list[float]:
+    return [100.0 * (normalise(p) == normalise(r)) for p, r in zip(preds, refs)]
 
 
 def token_f1_one(pred: str, ref: str) -> float:
@@ -41,15 +45,27 @@ def token_f1_one(pred: str, ref: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def token_f1(preds: list[str], refs: list[str]) -> float:
-    return 100.0 * sum(token_f1_one(p, r) for p, r in zip(preds, refs)) / max(len(refs), 1)
+def token_f1_rows(preds: list[str], refs: list[str]) -> list[float]:
+    return [100.0 * token_f1_one(p, r) for p, r in zip(preds, refs)]
 
 
-def rouge_l(preds: list[str], refs: list[str]) -> float:
+def rouge_l_rows(preds: list[str], refs: list[str]) -> list[float]:
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-    return 100.0 * sum(scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(preds, refs)) / max(len(refs), 1)
+    return [100.0 * scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(preds, refs)]
+
+
+def exact_match(preds: list[str], refs: list[str]) -> float:
+    return _mean(exact_match_rows(preds, refs))
+
+
+def token_f1(preds: list[str], refs: list[str]) -> float:
+    return _mean(token_f1_rows(preds, refs))
+
+
+def rouge_l(preds: list[str], refs: list[str]) -> float:
+    return _mean(rouge_l_rows(preds, refs))
 
 
 def match_label(pred: str, labels: list[str]) -> str:
@@ -97,14 +113,13 @@ def _with_intervals(per_row: dict[str, list[float]], seed: int) -> tuple[dict, d
 
 
 def text_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict, dict]:
-    from rouge_score import rouge_scorer
     from sacrebleu.metrics import CHRF
 
-    scorer, chrf = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True), CHRF()
+    chrf = CHRF()
     per_row = {
-        "exact_match": [100.0 * (normalise(p) == normalise(r)) for p, r in zip(preds, refs)],
-        "token_f1": [100.0 * token_f1_one(p, r) for p, r in zip(preds, refs)],
-        "rouge_l": [100.0 * scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(preds, refs)],
+        "exact_match": exact_match_rows(preds, refs),
+        "token_f1": token_f1_rows(preds, refs),
+        "rouge_l": rouge_l_rows(preds, refs),
         "chrf": [chrf.sentence_score(p, [r]).score for p, r in zip(preds, refs)],
     }
     return _with_intervals(per_row, seed)
