@@ -217,12 +217,46 @@ EXTRA = ["", "", "I've been a customer for years.", "This is quite urgent.", "I 
          "My order number is #{order}.", "Please get back to me soon."]
 
 
-def routing_row() -> dict:
-    label = pick(list(ROUTING))
+# Held-out emails use phrasings that never occur in training, so the held-out score measures whether a
+# model understands the request rather than recognising a template (a bag of words gets these wrong).
+ROUTING_UNSEEN = {
+    "billing": ["I think you took the money twice for the same {product}.",
+                "Our finance department needs the company name added to the receipt.",
+                "The amount on my bank app doesn't match what checkout told me.",
+                "Please refund the difference, I was billed for express but got standard."],
+    "shipping": ["It's been ages and nothing has turned up at my door.",
+                 "Is there any way to get the parcel sent to a pick-up point near me?",
+                 "The driver never came although the window was 9 to 12 today.",
+                 "Which carrier do you use for deliveries to Switzerland?"],
+    "returns": ["Honestly the {product} is too big for my flat, I'd like my money back and to send it to you.",
+                "The box came dented and the tabletop is cracked, I don't want to keep it.",
+                "Wrong item in the package, I ordered oak, this is white. Can I swap it?",
+                "How long do I have to change my mind about a purchase?"],
+    "technical": ["After the last firmware update the {product} goes up by itself.",
+                  "The handset display is dead, no lights at all, although it's plugged in.",
+                  "There's a grinding sound from the left column when lowering.",
+                  "The collision sensor keeps stopping the desk for no reason."],
+    "sales": ["We're a school and need {n} adjustable desks for classrooms, what would that cost?",
+              "Do you work with resellers? We'd like to stock the {product}.",
+              "Will the {product} come in a larger size any time soon? I'd buy one.",
+              "Can I see the {product} in person somewhere in Hamburg before buying?"],
+    "account": ["My login stopped working after I changed phones.",
+                "Please remove all my personal information from your systems.",
+                "I keep getting marketing mails even though I opted out.",
+                "How do I merge my two customer profiles into one?"],
+    "feedback": ["Setting up the {product} was a breeze, great job on the instructions.",
+                 "The courier who brought my desk was really kind, please pass on my thanks.",
+                 "It would be nice if the cable tray came in black as well.",
+                 "Five stars from me, the {product} made working from home so much better."],
+}
+
+
+def routing_row(templates: dict = ROUTING) -> dict:
+    label = pick(list(templates))
     slots = {"order": rng.randint(10000, 99999), "product": pick(PRODUCTS), "amount": rng.randint(49, 899),
              "day": pick(["on Monday", "yesterday", "last week", "two days ago"]), "code": rng.randint(1, 9),
              "n": rng.choice([4, 6, 12, 20, 35, 50]), "name": pick(NAMES)}
-    parts = [pick(OPENERS), fill(pick(ROUTING[label]), slots), fill(pick(EXTRA), slots), fill(pick(CLOSERS), slots)]
+    parts = [pick(OPENERS), fill(pick(templates[label]), slots), fill(pick(EXTRA), slots), fill(pick(CLOSERS), slots)]
     return {"text": " ".join(p for p in parts if p), "label": label,
             "language_style": "formal" if parts[0] in ("Dear support,", "To whom it may concern,") else "casual"}
 
@@ -325,6 +359,15 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def unseen_routing(n: int) -> list[dict]:
+    """Held-out emails from ROUTING_UNSEEN; the generator state is put back so the other files stay the same."""
+    state = rng.getstate()
+    try:
+        return [routing_row(ROUTING_UNSEEN) for _ in range(n)]
+    finally:
+        rng.setstate(state)
+
+
 def main() -> None:
     dump = lambda r: json.dumps(r, sort_keys=True)  # noqa: E731
     # The same question never appears on both sides, so held-out scores measure generalisation.
@@ -335,7 +378,7 @@ def main() -> None:
 
     train, held = split_heldout([routing_row() for _ in range(480)], 80, key=lambda r: r["text"])
     write_csv(HERE / "email_routing.csv", train)
-    write_csv(HERE / "email_routing.heldout.csv", held)
+    write_csv(HERE / "email_routing.heldout.csv", unseen_routing(len(held)))
 
     train, held = split_heldout([invoice_row() for _ in range(330)], 60, key=dump)
     write_jsonl(HERE / "invoices.jsonl", train)

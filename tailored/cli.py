@@ -82,14 +82,30 @@ def with_config_flags(*classes):
 @app.command()
 @user_errors
 @with_config_flags(TrainConfig, DataConfig, EvalConfig, RunConfig)
-def train(data: Optional[Path] = typer.Argument(None, help="Training data: .jsonl, .csv or .parquet."),
+def train(ctx: typer.Context,
+          data: Optional[Path] = typer.Argument(None, help="Training data: .jsonl, .csv or .parquet."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+          config: Optional[Path] = typer.Option(None, help="YAML settings file (write one with `tailor config`); "
+                                                           "flags given here win over it."),
           **configs) -> None:
     """Fine-tune the base on DATA, keep the best adapter, and compare base vs tuned on held-out rows."""
+    from tailored.config import from_yaml
     from tailored.pipeline import train as run_train
+
+    if config:
+        given = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k).name == "COMMANDLINE"}
+        configs = from_yaml(str(config), given)
 
     run_train(data, configs["TrainConfig"], configs["DataConfig"], configs["EvalConfig"], configs["RunConfig"],
               quiet=quiet)
+
+
+@app.command("config")
+def config_() -> None:
+    """Print a YAML settings file with every setting, its default and its help; edit it and pass --config."""
+    from tailored.config import template_yaml
+
+    typer.echo(template_yaml(), nl=False)
 
 
 @app.command()
@@ -153,7 +169,10 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
     from tailored.data.prepare import render_masked
     from tailored.pipeline import prepare_data, estimated_profile, report
 
-    prep, (resolved, tokenizer) = prepare_data(data, configs["DataConfig"], base, seed=0)
+    from tailored.models import resolve_base
+
+    task = "classify" if resolve_base(base).kind == "encoder" else "generate"
+    prep, (resolved, tokenizer) = prepare_data(data, configs["DataConfig"], base, 0, task)
     result = report(prep, estimated_profile(prep, resolved))
     failed = bool(result["errors"]) or (strict and bool(result["warnings"]))
     if as_json:
@@ -168,7 +187,7 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
         out.print(f"[yellow]warning[/yellow] {escape(str(finding))}")
     for key, value in result["profile"].items():
         out.print(f"{key:>22}: {value}")
-    for enc in prep.shown[:show]:
+    for enc in prep.shown[:show] if task == "generate" else []:
         out.rule()
         out.print(render_masked(tokenizer, enc))
     errors, warnings = len(result["errors"]), len(result["warnings"])

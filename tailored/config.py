@@ -31,9 +31,28 @@ class DataConfig:
     too_long: str = _help("What to do with examples over --max-length: 'error' (stop and list them) or 'drop' "
                           "(skip them and say how many). Never truncated silently.", default="error")
     skip_invalid: bool = _help("Drop rows with errors (and report how many) instead of stopping.", default=False)
+    mix: str | None = _help("General data mixed into training to limit forgetting, as FILE:FRACTION (e.g. "
+                            "general.jsonl:0.2 makes 20% of the training rows come from FILE).", default=None)
+
+    @property
+    def mix_file(self) -> str | None:
+        return self.mix.rsplit(":", 1)[0] if self.mix else None
+
+    @property
+    def mix_fraction(self) -> float:
+        return float(self.mix.rsplit(":", 1)[1]) if self.mix else 0.0
 
     def __post_init__(self):
         problems = []
+        if self.mix is not None:
+            file, _, fraction = self.mix.rpartition(":")
+            try:
+                ok = bool(file) and 0 < float(fraction) < 1
+            except ValueError:
+                ok = False
+            if not ok:
+                problems.append(f"mix={self.mix!r}; use FILE:FRACTION with a fraction between 0 and 1, "
+                                "e.g. general.jsonl:0.2")
         if not 0.0 < self.valid_fraction < 0.5:
             problems.append(f"valid_fraction={self.valid_fraction} must be between 0 and 0.5 (e.g. 0.1)")
         if self.max_length is not None and self.max_length < 8:
@@ -45,8 +64,13 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    base: str = _help("Base model: smollm2-135m, gemma3-270m, a local folder, a .gguf file or a hub id.",
-                      default="smollm2-135m")
+    task: str = _help("'generate' (a chat model that writes answers) or 'classify' (an encoder with a "
+                      "classification head, for text/label data).", default="generate")
+    method: str = _help("'lora' (small adapters on a frozen base) or 'full' (every weight; small bases only). "
+                        "Classifiers always train every weight.", default="lora")
+    base: str | None = _help("Base model: smollm2-135m, gemma3-270m, minilm-l6 (classify), a local folder, a "
+                             ".gguf file or a hub id. Default: smollm2-135m, or minilm-l6 for --task classify.",
+                             default=None)
     epochs: int | None = _help("Passes over the training data. Default: chosen from the data size.", default=None)
     learning_rate: float | None = _help("Peak learning rate. Default: chosen from the method and base size.",
                                         default=None)
@@ -64,6 +88,12 @@ class TrainConfig:
 
     def __post_init__(self):
         problems = []
+        if self.task not in ("generate", "classify"):
+            problems.append(f"task={self.task!r}; use 'generate' or 'classify'")
+        if self.method not in ("lora", "full"):
+            problems.append(f"method={self.method!r}; use 'lora' or 'full'")
+        if self.base is None:
+            self.base = "minilm-l6" if self.task == "classify" else "smollm2-135m"
         if self.epochs is not None and self.epochs < 1:
             problems.append(f"epochs={self.epochs} must be at least 1")
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
@@ -124,3 +154,52 @@ def to_dict(*configs) -> dict:
 
 def help_of(cls) -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+
+SECTIONS = {"train": TrainConfig, "data": DataConfig, "eval": EvalConfig, "run": RunConfig}
+
+
+def template_yaml() -> str:
+    """A settings file with every field at its default and its help as a comment (`tailor config`)."""
+    import yaml
+
+    lines = ["# tailored settings: pass with `tailor train DATA --config FILE`. Flags given on the command",
+             "# line win over this file. null means: choose automatically (the reason is saved with the run)."]
+    for section, cls in SECTIONS.items():
+        lines.append(f"{section}:")
+        for f in fields(cls):
+            lines.append(f"  # {f.metadata.get('help', '')}")
+            value = yaml.safe_dump(f.default, default_flow_style=True).strip().removesuffix("...").strip()
+            lines.append(f"  {f.name}: {value}")
+    return "\n".join(lines) + "\n"
+
+
+def from_yaml(path: str, flags: dict | None = None) -> dict:
+    """Configs built from a YAML settings file, with `flags` (set on the command line) winning.
+
+    Returns {"TrainConfig": ..., "DataConfig": ..., "EvalConfig": ..., "RunConfig": ...}.
+    """
+    import difflib
+
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            loaded = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise TailoredError(f"{path}: cannot read settings ({e})") from None
+    if not isinstance(loaded, dict) or not set(loaded) <= set(SECTIONS):
+        raise TailoredError(f"{path}: top-level keys must be among {', '.join(SECTIONS)} — see `tailor config`")
+    flags, out = flags or {}, {}
+    for section, cls in SECTIONS.items():
+        names = [f.name for f in fields(cls)]
+        values = loaded.get(section) or {}
+        if not isinstance(values, dict):
+            raise TailoredError(f"{path}: {section}: expected a mapping of settings")
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                raise TailoredError(f"{path}: {section}.{key}: unknown setting"
+                                    + (f" — did you mean {close[0]}?" if close else ""))
+        out[cls.__name__] = cls(**{**values, **{k: v for k, v in flags.items() if k in names}})
+    return out

@@ -15,15 +15,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tailored import atomic
-from tailored.data.prepare import Prepared, prepare
+from tailored.data.audit import Finding
+from tailored.data.prepare import Prepared, load_splits, prepare
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.encode import stop_token_ids
 from tailored.errors import TailoredError
-from tailored.evaluation.compare import Comparison, compare, print_comparison
-from tailored.models import context_length, load_causal_lm, load_tokenizer, parameter_count, resolve_base
+from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
+from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
 from tailored.atomic import sha256_file
 from tailored.runs import COMPLETE, new_run_dir, read_json, unfinished_runs
-from tailored.training import defaults, lora
+from tailored.training import classifier, defaults, lora
 
 
 @dataclass
@@ -56,7 +57,8 @@ def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smo
     Returns {"errors": [...], "warnings": [...], "profile": {...}}; nothing is raised for bad rows.
     """
     data_cfg = data_cfg or DataConfig()
-    prep, (resolved, _) = prepare_data(data, data_cfg, base, seed)
+    task = "classify" if resolve_base(base).kind == "encoder" else "generate"
+    prep, (resolved, _) = prepare_data(data, data_cfg, base, seed, task)
     return report(prep, estimated_profile(prep, resolved))
 
 
@@ -71,14 +73,39 @@ def report(prep: Prepared, profile: dict) -> dict:
             "profile": profile}
 
 
-def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int):
+def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int, task: str = "generate"):
     base = resolve_base(base_name)
+    if task == "classify":
+        return _prepare_classifier(data, data_cfg, base, seed), (base, load_tokenizer(base))
     if base.kind != "causal":
-        raise TailoredError(f"base '{base_name}' is an encoder; `tailor train` fine-tunes language models "
-                            "that generate text — use smollm2-135m or gemma3-270m")
+        raise TailoredError(f"base '{base_name}' is an encoder; it can classify (--task classify) but not "
+                            "generate text — use smollm2-135m or gemma3-270m")
     tokenizer = load_tokenizer(base)
     prep = prepare(data, data_cfg, seed, tokenizer, stop_token_ids(tokenizer), context_length(base))
     return prep, (base, tokenizer)
+
+
+def _prepare_classifier(data, data_cfg: DataConfig, base, seed: int) -> Prepared:
+    if data_cfg.mix:
+        raise TailoredError("--mix is for generating models; a classifier learns only its labels")
+    prep = load_splits(data, data_cfg, seed)
+    prep.context = context_length(base)
+    if prep.train is None:
+        return prep
+    if not prep.train.labels:
+        raise TailoredError(f"{data}: --task classify needs text/label rows, and this file is "
+                            f"{prep.train.format} — train a generating model instead (leave out --task)")
+    tokenizer, too_long = load_tokenizer(base), []
+    limit = data_cfg.max_length or prep.context
+    prep.train_encoded = classifier.encode(tokenizer, prep.train_examples, prep.train.labels, limit, too_long)
+    prep.valid_encoded = classifier.encode(tokenizer, prep.valid_examples, prep.train.labels, limit, too_long)
+    if data_cfg.too_long == "error":
+        prep.errors.extend(too_long)
+    elif too_long:
+        prep.findings.append(Finding("too-long", f"{len(too_long)} rows are over {limit} tokens and will be "
+                                                 "dropped (--too-long drop), never cut",
+                                     [p.line for p in too_long[:10]], len(too_long)))
+    return prep
 
 
 def train(
@@ -101,19 +128,24 @@ def train(
         raise TailoredError("no training data — pass a .jsonl, .csv or .parquet file, or --resume RUN")
 
     # Everything that can be wrong with the data is found before the model loads.
-    prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed)
+    classify = train_cfg.task == "classify"
+    prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed, train_cfg.task)
     prep.raise_errors(data_cfg.skip_invalid)
     longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
     context = prep.context
 
-    model = load_causal_lm(base)
+    if classify:
+        model = classifier.setup(materialise(base).path, prep.train.labels, train_cfg, Path(base.path).exists())
+    else:
+        model = load_causal_lm(base)
     n_params = sum(p.numel() for p in model.parameters())
     train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded), longest, n_params,
                                                     min(2048, context))
     profile = prep.profile(n_params, train_cfg.epochs)
     console.print(f"[bold]data[/bold] {data}: {profile['rows']} rows ({profile['format']}), "
                   f"{profile['train_rows']} train / {profile['validation_rows']} valid ({prep.valid_source}), "
-                  f"{profile['heldout_rows']} held-out")
+                  f"{profile['heldout_rows']} held-out"
+                  + (f", {profile['mixed_rows']} general rows mixed in from {data_cfg.mix_file}" if prep.mixed else ""))
     if prep.errors:
         console.print(f"[yellow]skipped {len(prep.errors)} rows with errors (--skip-invalid)[/yellow]")
     for finding in prep.findings:
@@ -137,7 +169,8 @@ def train(
         "data": {"train": {"path": str(data), "sha256": prep.train.sha256},
                  "valid": prep.valid_source,
                  "heldout": ({"path": prep.heldout.path, "sha256": prep.heldout.sha256} if prep.heldout else None)},
-        "task": {"format": prep.train.format, "labels": prep.train.labels,
+        "task": {"kind": train_cfg.task, "method": "full" if classify else train_cfg.method,
+                 "format": prep.train.format, "labels": prep.train.labels,
                  "system_prompt": shared_system_prompt(prep)},
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
     }
@@ -147,7 +180,8 @@ def train(
     atomic.write_json(run_dir / "check.json", report(prep, profile))
     console.print(f"[bold]run[/bold] {run_dir}")
 
-    model = lora.setup(model, train_cfg)
+    trainer = classifier if classify else lora
+    model = model if classify else lora.setup(model, train_cfg)
     bf16 = lora.use_bf16(train_cfg, lora.device_of(model))
     with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                   TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -160,15 +194,18 @@ def train(
         def on_val(info: dict) -> None:
             progress.update(task, valid=f"{info['valid_loss']:.3f}{' *' if info['improved'] else ''}")
 
-        result, _ = lora.fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, tokenizer.pad_token_id,
+        result, _ = trainer.fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, tokenizer.pad_token_id,
                              on_train, on_val, checkpoint_dir=run_dir / "checkpoints")
     speed = result.trained_tokens / max(result.seconds, 1e-9)
     console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); "
                   f"best valid loss {result.best_valid_loss if result.best_valid_loss is None else round(result.best_valid_loss, 4)}"
                   f" at step {result.best_step}{' (stopped early)' if result.stopped_early else ''}")
 
-    lora.save(model, run_dir / "adapter")
-    tokenizer.save_pretrained(run_dir / "tokenizer")  # carries the chat template used in training
+    if classify:
+        classifier.save(model, tokenizer, run_dir / "classifier")
+    else:  # the adapter, or the whole model after full fine-tuning
+        lora.save(model, run_dir / ("model" if train_cfg.method == "full" else "adapter"))
+        tokenizer.save_pretrained(run_dir / "tokenizer")  # carries the chat template used in training
     atomic.write_json(run_dir / "history.json", result.history)
     metrics = {"train": {k: v for k, v in asdict(result).items() if k != "history"}, "tokens_per_second": speed,
                "overfitting": lora.overfitting(result.history)}
@@ -177,8 +214,13 @@ def train(
 
     if run_cfg.evaluate:
         rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")
+        if rows and classify:
+            comparison = compare_classifier(model, tokenizer, rows, prep.train_examples, prep.train.labels,
+                                            eval_cfg, bf16)
+        elif rows:
+            base_model = load_causal_lm(base) if train_cfg.method == "full" else None
+            comparison = compare(model, tokenizer, rows, prep.train.labels, eval_cfg, bf16, base_model)
         if rows:
-            comparison = compare(model, tokenizer, rows, prep.train.labels, eval_cfg, bf16)
             metrics["eval"] = {**comparison.to_dict(), "on": where}
             print_comparison(comparison, console, eval_cfg.samples, where)
     atomic.write_json(run_dir / "metrics.json", metrics)
@@ -227,6 +269,15 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     if path is None:
         raise TailoredError(f"run {tuned.path} has no held-out file — pass one with --data FILE")
     dataset = load_dataset(path, labels=tuned.labels)
-    comparison = compare(tuned.model, tuned.tokenizer, dataset.examples, tuned.labels, eval_cfg, tuned.bf16)
+    if tuned.kind == "classify":
+        lineage, saved = tuned.lineage, read_json(tuned.path / "config.json")
+        train_rows = load_splits(lineage["data"]["train"]["path"], DataConfig(**saved["data"]),
+                                 saved["train"]["seed"]).train_examples
+        comparison = compare_classifier(tuned.model, tuned.tokenizer, dataset.examples, train_rows, tuned.labels,
+                                        eval_cfg, tuned.bf16)
+    else:
+        base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
+        comparison = compare(tuned.model, tuned.tokenizer, dataset.examples, tuned.labels, eval_cfg, tuned.bf16,
+                             base_model)
     print_comparison(comparison, _console(quiet), eval_cfg.samples)
     return comparison

@@ -14,24 +14,37 @@ from tailored.config import TrainConfig
 
 
 class Tuned:
-    """A base model with a run's LoRA adapter applied.
+    """A finished run as a model: a base with its LoRA adapter, a fully fine-tuned model, or a classifier.
 
     `generate` takes a string (sent as the user turn, after the run's system prompt if it had one)
-    or a list of chat messages.
+    or a list of chat messages. A classifier answers with one of its labels.
     """
 
     def __init__(self, path: Path):
-        from peft import PeftModel
-
         self.path = path
         self.lineage = read_json(path / "run.json")
         self.task = self.lineage["task"]
-        base = resolve_base(self.lineage["base"]["name"])
-        if base.fingerprint() != self.lineage["base"]["fingerprint"]:
-            warnings.warn(f"base '{base.name}' is not the file this run was trained on (its hash differs); "
+        self.base = resolve_base(self.lineage["base"]["name"])
+        if self.base.fingerprint() != self.lineage["base"]["fingerprint"]:
+            warnings.warn(f"base '{self.base.name}' is not the file this run was trained on (its hash differs); "
                           "answers may differ from the run's evaluation", stacklevel=2)
-        self.tokenizer = load_tokenizer(base, path / "tokenizer")
-        self.model = PeftModel.from_pretrained(load_causal_lm(base), path / "adapter")
+        self.kind = self.task.get("kind", "generate")
+        if self.kind == "classify":
+            from transformers import AutoModelForSequenceClassification
+
+            self.tokenizer = load_tokenizer(self.base, path / "classifier")
+            self.model = AutoModelForSequenceClassification.from_pretrained(path / "classifier",
+                                                                            local_files_only=True)
+        elif (path / "model").is_dir():  # full fine-tuning: the whole model was saved
+            from transformers import AutoModelForCausalLM
+
+            self.tokenizer = load_tokenizer(self.base, path / "tokenizer")
+            self.model = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
+        else:
+            from peft import PeftModel
+
+            self.tokenizer = load_tokenizer(self.base, path / "tokenizer")
+            self.model = PeftModel.from_pretrained(load_causal_lm(self.base), path / "adapter")
         self.model.eval()
         # generate the way the run's own evaluation did
         self.bf16 = use_bf16(TrainConfig(**read_json(path / "config.json")["train"]), device_of(self.model))
@@ -52,6 +65,12 @@ class Tuned:
         """The tuned model's greedy reply; a list in gives a list out."""
         single = isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict))
         items = [prompts] if single else list(prompts)
+        if self.kind == "classify":
+            from tailored.training.classifier import predict
+
+            texts = [p if isinstance(p, str) else p[-1]["content"] for p in items]
+            replies = [self.labels[i] for i in predict(self.model, self.tokenizer, texts, batch_size, self.bf16)]
+            return replies[0] if single else replies
         replies = generate(self.model, self.tokenizer, [self.messages_for(p) for p in items], max_new_tokens,
                            batch_size, self.bf16)
         if self.labels:

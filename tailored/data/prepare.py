@@ -36,6 +36,7 @@ class Prepared:
     valid_encoded: list[Encoded] = field(default_factory=list)
     shown: list[Encoded] = field(default_factory=list)  # encodings aligned with train_examples, for --show
     context: int = 2048  # the base's context window, read once by `prepare`
+    mixed: list[Example] = field(default_factory=list)  # general rows from --mix, trained on with the task rows
 
     def raise_errors(self, skip_invalid: bool) -> None:
         if self.errors and not skip_invalid:
@@ -54,6 +55,7 @@ class Prepared:
             "validation_rows": len(self.valid_encoded),
             "validation_source": self.valid_source,
             "heldout_rows": len(self.heldout.examples) if self.heldout else 0,
+            "mixed_rows": len(self.mixed),
             "errors": len(self.errors),
             "warnings": len(self.findings),
         }
@@ -114,7 +116,33 @@ def load_splits(data: str | Path, cfg: DataConfig, seed: int) -> Prepared:
     prep = Prepared(train, train_examples, valid_examples, heldout, source, errors)
     prep.findings = audit(train.examples, train.labels, train_examples, valid_examples,
                           heldout.examples if heldout else None)
+    if cfg.mix:
+        prep.mixed = mix_rows(cfg, len(train_examples), seed, errors, prep.findings)
     return prep
+
+
+def mix_rows(cfg: DataConfig, n_task: int, seed: int, errors: list[Problem], findings: list[Finding]) -> list[Example]:
+    """Rows of the --mix file, drawn so they make up `mix_fraction` of the training rows.
+
+    Validation and held-out data stay task-only, so the scores still measure the task.
+    """
+    import random
+
+    general = _load(cfg.mix_file, errors)
+    if general is None:
+        return []
+    if general.labels:
+        errors.append(Problem(cfg.mix_file, 1, "(file)", "--mix data must be chat, prompt/completion or "
+                              "input/output rows, not text/label", "mix in general conversations"))
+        return []
+    wanted = round(cfg.mix_fraction / (1 - cfg.mix_fraction) * n_task)
+    rows = list(general.examples)
+    random.Random(seed).shuffle(rows)
+    if len(rows) < wanted:
+        findings.append(Finding("mix-short", f"--mix asked for {wanted} general rows but {cfg.mix_file} has "
+                                f"{len(rows)}; all of them are used ({len(rows) / (len(rows) + n_task):.0%} of "
+                                "training)", [], len(rows)))
+    return rows[:wanted]
 
 
 def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], max_length: int) -> Prepared:
@@ -143,7 +171,7 @@ def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], m
                 prep.shown.append(enc)
         return out
 
-    prep.train_encoded = run(prep.train_examples, keep_all=True)
+    prep.train_encoded = run(prep.train_examples, keep_all=True) + run(prep.mixed)
     prep.valid_encoded = run(prep.valid_examples)
     if too_long and cfg.too_long == "error":
         prep.errors.extend(too_long)

@@ -26,6 +26,7 @@ class Comparison:
     base_ci: dict = field(default_factory=dict)  # metric -> [low, high], 95% bootstrap
     tuned_ci: dict = field(default_factory=dict)
     task: str = "text"
+    base_name: str = "base"  # what "base" is: the untuned model, or a classifier's TF-IDF baseline
 
     @property
     def gain(self) -> float:
@@ -56,15 +57,21 @@ def answer_budget(tokenizer, refs: list[str], cfg: EvalConfig) -> int:
 
 
 def compare(model, tokenizer, examples: list[Example], labels: list[str] | None, cfg: EvalConfig,
-            bf16: bool = False) -> Comparison:
-    """Generate with the adapter off (base) and on (tuned) for the same prompts and score both."""
+            bf16: bool = False, base_model=None) -> Comparison:
+    """Generate with the adapter off (base) and on (tuned) for the same prompts and score both.
+
+    After full fine-tuning there is no adapter to switch off, so the untouched base comes as `base_model`.
+    """
     examples = examples[: cfg.max_rows] if cfg.max_rows else examples
     prompts = [ex.prompt for ex in examples]
     refs = [ex.target for ex in examples]
     budget = answer_budget(tokenizer, refs, cfg)
     start = time.perf_counter()
-    with model.disable_adapter():
-        base_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
+    if base_model is not None:
+        base_out = generate(base_model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
+    else:
+        with model.disable_adapter():
+            base_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
     tuned_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
     seconds = time.perf_counter() - start
     rows = [{"line": ex.line, "prompt": ex.prompt[-1]["content"], "expected": ref, "base": b, "tuned": t}
@@ -74,10 +81,47 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
     return Comparison(PRIMARY[kind], base, tuned, rows, budget, seconds, base_ci, tuned_ci, kind)
 
 
+def tfidf_baseline(train: list[Example], texts: list[str]) -> list[str]:
+    """TF-IDF + logistic regression fitted on the same training rows: the bar a neural classifier must clear."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    from tailored.training.classifier import text_of
+
+    vectoriser = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    model = LogisticRegression(C=10.0, max_iter=2000)
+    model.fit(vectoriser.fit_transform([text_of(ex) for ex in train]), [ex.label for ex in train])
+    return list(model.predict(vectoriser.transform(texts)))
+
+
+def compare_classifier(model, tokenizer, examples: list[Example], train: list[Example], labels: list[str],
+                       cfg: EvalConfig, bf16: bool = False) -> Comparison:
+    """The tuned classifier against a TF-IDF + logistic regression baseline on the same rows.
+
+    An encoder with a fresh head predicts at chance before training, so the honest "before" for a
+    classifier is the cheap baseline a user could fit in a second.
+    """
+    from tailored.training.classifier import predict, text_of
+
+    examples = examples[: cfg.max_rows] if cfg.max_rows else examples
+    texts, refs = [text_of(ex) for ex in examples], [ex.target for ex in examples]
+    start = time.perf_counter()
+    base_out = tfidf_baseline(train, texts)
+    tuned_out = [labels[i] for i in predict(model, tokenizer, texts, cfg.eval_batch_size, bf16)]
+    seconds = time.perf_counter() - start
+    rows = [{"line": ex.line, "prompt": text, "expected": ref, "base": b, "tuned": t}
+            for ex, text, ref, b, t in zip(examples, texts, refs, base_out, tuned_out)]
+    (base, base_ci), (tuned, tuned_ci) = label_scores(base_out, refs, labels), label_scores(tuned_out, refs, labels)
+    return Comparison("accuracy", base, tuned, rows, 0, seconds, base_ci, tuned_ci, "label",
+                      base_name="TF-IDF + logistic regression")
+
+
 def print_comparison(c: Comparison, console: Console, samples: int = 3, title: str = "held-out") -> None:
-    table = Table(title=f"Base vs tuned on {len(c.rows)} {title} rows (generated, greedy; 95% bootstrap intervals)")
+    how = "predicted" if c.base_name != "base" else "generated, greedy"
+    table = Table(title=f"{c.base_name[0].upper() + c.base_name[1:]} vs tuned on {len(c.rows)} {title} rows ({how}; "
+                        "95% bootstrap intervals)")
     table.add_column("metric")
-    table.add_column("base", justify="right")
+    table.add_column(c.base_name if len(c.base_name) < 12 else "baseline", justify="right")
     table.add_column("tuned", justify="right")
     table.add_column("change", justify="right")
     for name, base_value in c.base.items():

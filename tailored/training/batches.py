@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import torch
@@ -34,6 +35,19 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch
         batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches
+
+
+def warmup_cosine(total_steps: int, warmup_ratio: float):
+    """Learning-rate multiplier per step: linear warm-up, then cosine decay to 10% of the peak."""
+    warmup = max(1, round(warmup_ratio * total_steps))
+
+    def multiplier(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return multiplier
 
 
 def collate(examples: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:

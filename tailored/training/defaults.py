@@ -6,6 +6,8 @@ The rules (also in the README):
   validation loss then picks the best point, so a generous count costs time, not quality.
 - learning rate: 1e-3 for LoRA on bases under 1B parameters, 2e-4 above. Small models with rank-16
   adapters learn slowly at the usual 2e-4 within the few hundred steps a small data set gives.
+  Full fine-tuning moves every weight, so it takes 5e-5; an encoder classifier takes 2e-4 (its new
+  head starts from random and the encoder is small).
 - LoRA alpha: twice the rank (the common scaling).
 - max length: the longest example, capped at 2,048 and the base's context; longer rows are never cut.
 """
@@ -26,7 +28,11 @@ def choose_epochs(n_train: int) -> tuple[int, str]:
                     f"(aim ~{TARGET_EXAMPLES_SEEN}, 1–10 epochs); early stopping keeps the best point")
 
 
-def choose_learning_rate(n_params: int) -> tuple[float, str]:
+def choose_learning_rate(n_params: int, method: str = "lora", task: str = "generate") -> tuple[float, str]:
+    if task == "classify":
+        return 2e-4, f"classifier on a {n_params / 1e6:.0f}M-parameter encoder: every weight trains, the head is new"
+    if method == "full":
+        return 5e-5, f"full fine-tuning of a {n_params / 1e6:.0f}M-parameter base: every weight moves, so a low rate"
     if n_params < 1_000_000_000:
         return 1e-3, f"LoRA on a {n_params / 1e6:.0f}M-parameter base: small models take a higher rate"
     return 2e-4, f"LoRA on a {n_params / 1e9:.1f}B-parameter base: the usual LoRA rate"
@@ -42,10 +48,13 @@ def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_
     else:
         reasons["epochs"] = "set by you"
     if train.learning_rate is None:
-        lr, reasons["learning_rate"] = choose_learning_rate(n_params)
+        lr, reasons["learning_rate"] = choose_learning_rate(n_params, train.method, train.task)
         train = replace(train, learning_rate=lr)
     else:
         reasons["learning_rate"] = "set by you"
+    if train.task == "generate" and train.method == "lora":
+        reasons["lora_rank"] = (f"rank {train.lora_rank} on every linear layer: enough capacity for a task of a few "
+                                "thousand examples, a few MB of adapter")
     if train.lora_alpha is None:
         train = replace(train, lora_alpha=2 * train.lora_rank)
         reasons["lora_alpha"] = f"twice the rank ({train.lora_rank})"

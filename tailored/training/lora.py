@@ -15,7 +15,7 @@ from tailored.atomic import atomic_dir
 from tailored.config import TrainConfig
 from tailored.data.encode import Encoded
 from tailored.training import checkpoint
-from tailored.training.batches import collate, length_grouped_batches, seed_everything, token_loss
+from tailored.training.batches import collate, length_grouped_batches, seed_everything, token_loss, warmup_cosine
 
 Report = Callable[[dict], None]
 
@@ -50,9 +50,13 @@ def autocast(device: torch.device, enabled: bool):
 
 
 def setup(model, cfg: TrainConfig):
-    """Wrap the base in LoRA adapters on every linear layer (the LM head excluded)."""
+    """Wrap the base in LoRA adapters on every linear layer (the LM head excluded); `full` trains it all."""
     from peft import LoraConfig, get_peft_model
 
+    if cfg.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
     seed_everything(cfg.seed)  # the LoRA A matrices are drawn here
     lora = LoraConfig(
         r=cfg.lora_rank,
@@ -106,15 +110,7 @@ def fit(
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
-    warmup = max(1, round(cfg.warmup_ratio * total_steps))
-
-    def lr_at(step: int) -> float:  # linear warm-up, then cosine decay to 10% of the peak
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total_steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, cfg.warmup_ratio))
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
 
     result = FitResult()
@@ -223,6 +219,6 @@ def load_trainable(model, state: dict[str, torch.Tensor]) -> None:
 
 
 def save(model, folder: Path) -> None:
-    """The adapter as safetensors plus peft's adapter_config.json, written atomically."""
+    """The adapter (or, for full fine-tuning, the whole model) as safetensors with its config, atomically."""
     with atomic_dir(folder) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)

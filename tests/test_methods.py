@@ -1,0 +1,142 @@
+"""Full fine-tuning, the encoder classifier, --mix and YAML settings, on tiny models built in code."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tailored
+from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig, from_yaml, template_yaml
+from tailored.data.prepare import load_splits
+from tailored.errors import TailoredError
+from tests.conftest import build_tokenizer, write_jsonl, yes_rows
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory):
+    """A 2-layer, 32-dim BERT with our BPE tokenizer, saved as a local HF folder."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, max_position_embeddings=128, pad_token_id=tok.pad_token_id)
+    folder = tmp_path_factory.mktemp("tiny_encoder")
+    BertModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def keyword_csv(path, n: int, start: int = 0):
+    """Label 'positive' when the text says yes, 'negative' when it says no: learnable by a tiny encoder."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for i in range(start, start + n):
+            w.writerow([f"hello {i} the answer is yes please" if i % 2 else f"hello {i} the answer is no please",
+                        "positive" if i % 2 else "negative"])
+    return path
+
+
+def classify_cmd(encoder, data, runs, kill: str | None = None) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "TAILORED_TEST_KILL"}
+    if kill:
+        env["TAILORED_TEST_KILL"] = kill
+    cmd = [sys.executable, "-m", "tailored.cli", "train", str(data), "--task", "classify", "--base", str(encoder),
+           "--epochs", "3", "--learning-rate", "3e-3", "--batch-size", "4", "--runs-dir", str(runs),
+           "--no-evaluate", "-q"]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True).returncode
+
+
+def test_classifier_learns_and_serves_predict_and_evaluate(tiny_encoder, tmp_path):
+    data = keyword_csv(tmp_path / "kw.csv", 60)
+    keyword_csv(tmp_path / "kw.heldout.csv", 20, start=1000)
+    cfg = TrainConfig(task="classify", base=str(tiny_encoder), epochs=8, learning_rate=3e-3, batch_size=8)
+    run = tailored.train(data, cfg, DataConfig(), EvalConfig(), RunConfig(runs_dir=str(tmp_path / "runs")), quiet=True)
+    assert (run.path / "classifier" / "model.safetensors").exists()
+    ev = run.metrics["eval"]
+    assert ev["base_name"] == "TF-IDF + logistic regression" and ev["primary"] == "accuracy"
+    assert ev["tuned"]["accuracy"] >= 90.0, ev["tuned"]
+    tuned = tailored.load(run.path)
+    assert tuned.generate(["hello 77 the answer is yes please", "hello 78 the answer is no please"]) == \
+        ["positive", "negative"]
+    again = tailored.evaluate(run.path, quiet=True)  # the same numbers from a separate evaluation
+    assert again.tuned["accuracy"] == ev["tuned"]["accuracy"] and again.base["accuracy"] == ev["base"]["accuracy"]
+
+
+def test_classifier_resumes_bit_identically_after_kill(tiny_encoder, tmp_path):
+    data = keyword_csv(tmp_path / "d.csv", 40)
+    assert classify_cmd(tiny_encoder, data, tmp_path / "ref") == 0
+    assert classify_cmd(tiny_encoder, data, tmp_path / "cut", kill="step:13") == -9
+    assert classify_cmd(tiny_encoder, data, tmp_path / "cut") == 0
+    ref = load_file(str(tmp_path / "ref" / "d" / "v1" / "classifier" / "model.safetensors"))
+    cut = load_file(str(tmp_path / "cut" / "d" / "v1" / "classifier" / "model.safetensors"))
+    assert ref.keys() == cut.keys()
+    assert all(torch.equal(ref[k], cut[k]) for k in ref)
+    losses = [[h["train_loss"] for h in json.loads((p / "d" / "v1" / "history.json").read_text()) if "train_loss" in h]
+              for p in (tmp_path / "ref", tmp_path / "cut")]
+    assert losses[0] == losses[1] and len(losses[0]) == 27
+
+
+def test_classify_refuses_chat_data(tiny_encoder, tmp_path):
+    data = write_jsonl(tmp_path / "chat.jsonl", yes_rows(20))
+    with pytest.raises(TailoredError, match="needs text/label rows"):
+        tailored.train(data, TrainConfig(task="classify", base=str(tiny_encoder)), quiet=True)
+
+
+def test_full_fine_tuning_changes_every_weight_and_saves_a_plain_model(tiny_base, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    data = write_jsonl(tmp_path / "yes.jsonl", yes_rows(32))
+    write_jsonl(tmp_path / "yes.heldout.jsonl", yes_rows(6, start=500))
+    cfg = TrainConfig(base=str(tiny_base), method="full", epochs=4, learning_rate=3e-3, batch_size=8)
+    run = tailored.train(data, cfg, DataConfig(), EvalConfig(max_new_tokens=4),
+                         RunConfig(runs_dir=str(tmp_path / "runs")), quiet=True)
+    assert not (run.path / "adapter").exists()
+    tuned = AutoModelForCausalLM.from_pretrained(run.path / "model")
+    base = AutoModelForCausalLM.from_pretrained(tiny_base)
+    base_params = dict(base.named_parameters())
+    changed = [n for n, p in tuned.named_parameters() if not torch.equal(p, base_params[n])]
+    assert len(changed) == len(base_params)
+    ev = run.metrics["eval"]
+    assert ev["tuned"]["exact_match"] == 100.0 and ev["base"]["exact_match"] < 100.0
+    assert tailored.load(run.path).generate("question number 9 please", max_new_tokens=4) == "yes"
+
+
+def test_mix_adds_the_asked_share_of_general_rows_to_training_only(tmp_path):
+    data = write_jsonl(tmp_path / "task.jsonl", yes_rows(100))
+    general = write_jsonl(tmp_path / "general.jsonl",
+                          [{"prompt": f"general question {i}", "completion": "an answer"} for i in range(200)])
+    prep = load_splits(data, DataConfig(mix=f"{general}:0.2"), seed=0)
+    assert len(prep.mixed) == round(0.2 / 0.8 * len(prep.train_examples))
+    assert all("general" not in ex.prompt[-1]["content"] for ex in prep.valid_examples + prep.train_examples)
+    assert all("general" in ex.prompt[-1]["content"] for ex in prep.mixed)
+    short = load_splits(data, DataConfig(mix=f"{general}:0.9"), seed=0)
+    assert len(short.mixed) == 200 and any(f.kind == "mix-short" for f in short.findings)
+    with pytest.raises(TailoredError, match="FILE:FRACTION"):
+        DataConfig(mix="general.jsonl")
+
+
+def test_yaml_template_round_trips_and_flags_win(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(template_yaml(), encoding="utf-8")
+    built = from_yaml(str(path))
+    assert built["TrainConfig"] == TrainConfig() and built["DataConfig"] == DataConfig()
+    assert built["EvalConfig"] == EvalConfig() and built["RunConfig"] == RunConfig()
+    path.write_text("train:\n  epochs: 2\n  lora_rank: 4\ndata:\n  valid_fraction: 0.2\n", encoding="utf-8")
+    built = from_yaml(str(path), {"epochs": 5})
+    assert (built["TrainConfig"].epochs, built["TrainConfig"].lora_rank) == (5, 4)
+    assert built["DataConfig"].valid_fraction == 0.2
+    path.write_text("train:\n  learning_rte: 0.1\n", encoding="utf-8")
+    with pytest.raises(TailoredError, match="did you mean learning_rate"):
+        from_yaml(str(path))
+    path.write_text("train:\n  epochs: 0\n", encoding="utf-8")
+    with pytest.raises(TailoredError, match="epochs=0"):
+        from_yaml(str(path))
