@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test install clean
+.PHONY: demo test install browser clean
 
 install: $(STAMP)
 
@@ -20,8 +20,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/tailor train examples/support.jsonl --heldout examples/support.heldout.jsonl --runs-dir runs
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# Headless Chromium renders the HTML report in one test (Debian's package; needs root to install).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && \
+	    apt-get install -y -q chromium >/dev/null; }; }; } || \
+	  echo "chromium is not installed: the report rendering test will be skipped (apt-get install chromium)"
 
 clean:
 	rm -rf $(VENV) runs

@@ -96,8 +96,10 @@ def train(ctx: typer.Context,
         given = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k).name == "COMMANDLINE"}
         configs = from_yaml(str(config), given)
 
-    run_train(data, configs["TrainConfig"], configs["DataConfig"], configs["EvalConfig"], configs["RunConfig"],
-              quiet=quiet)
+    run = run_train(data, configs["TrainConfig"], configs["DataConfig"], configs["EvalConfig"], configs["RunConfig"],
+                    quiet=quiet)
+    if not run.passed:
+        raise typer.Exit(1)
 
 
 @app.command("config")
@@ -153,7 +155,9 @@ def eval_(run: str = typer.Argument(..., help="Run folder or name."),
     """Compare base and tuned on held-out rows, scoring generated answers."""
     from tailored.pipeline import evaluate
 
-    evaluate(run, data, configs["EvalConfig"], runs_dir)
+    comparison = evaluate(run, data, configs["EvalConfig"], runs_dir)
+    if not comparison.review.get("gate", {}).get("passed", True):
+        raise typer.Exit(1)
 
 
 @app.command()

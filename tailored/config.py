@@ -122,6 +122,22 @@ class EvalConfig:
     eval_batch_size: int = _help("Prompts generated together (batched greedy decoding).", default=16)
     samples: int = _help("Side-by-side samples printed after evaluation.", default=3)
     max_rows: int | None = _help("Evaluate at most this many held-out rows (the first N).", default=None)
+    metric: str | None = _help("Primary metric for the verdict and the gate (e.g. token_f1). Default: chosen "
+                               "from the data (accuracy for labels, field_f1 for JSON, rouge_l for text).",
+                               default=None)
+    slice_by: str | None = _help("A column of the held-out rows (e.g. language, customer_segment) to report every "
+                                 "metric per value of, for bias review.", default=None)
+    slice_margin: float = _help("Flag slices whose primary metric is this many points under the overall figure.",
+                                default=10.0)
+    min_slice: int = _help("Slices with fewer rows are shown but not judged (too few to tell).", default=10)
+    fail_if_worse: bool = _help("Exit 1 when the tuned model is worse than the base on the primary metric beyond "
+                                "the 95% interval (for CI pipelines).", default=False)
+    min: list[str] | None = _help("Absolute floors, METRIC=VALUE (repeatable): exit 1 if the tuned model is under "
+                                  "any, e.g. --min rouge_l=60.", default=None)
+    report: str | None = _help("Write the HTML report here. `tailor train` always writes report.html into the run.",
+                               default=None)
+    forgetting: bool = _help("Also ask base and tuned a dozen general questions and count drastic changes.",
+                             default=True)
 
     def __post_init__(self):
         problems = []
@@ -133,6 +149,16 @@ class EvalConfig:
             problems.append(f"samples={self.samples} must be 0 or more")
         if self.max_rows is not None and self.max_rows < 1:
             problems.append(f"max_rows={self.max_rows} must be at least 1")
+        if self.min_slice < 1:
+            problems.append(f"min_slice={self.min_slice} must be at least 1")
+        for item in self.min or []:
+            metric, sep, value = item.partition("=")
+            try:
+                float(value)
+            except ValueError:
+                sep = ""
+            if not sep or not metric:
+                problems.append(f"min={item!r}; use METRIC=VALUE, e.g. rouge_l=60")
         _check(problems, "evaluation")
 
 

@@ -20,7 +20,9 @@ from tailored.data.prepare import Prepared, load_splits, prepare
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.encode import stop_token_ids
 from tailored.errors import TailoredError
+from tailored.evaluation import report as html_report
 from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
+from tailored.evaluation.evidence import gather, print_evidence
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
 from tailored.atomic import sha256_file
 from tailored.runs import COMPLETE, new_run_dir, read_json, unfinished_runs
@@ -34,6 +36,11 @@ class Run:
 
     def __str__(self) -> str:
         return str(self.path)
+
+    @property
+    def passed(self) -> bool:
+        """False when --fail-if-worse or a --min floor failed."""
+        return self.metrics.get("eval", {}).get("review", {}).get("gate", {}).get("passed", True)
 
 
 def _console(quiet: bool) -> Console:
@@ -214,19 +221,27 @@ def train(
 
     if run_cfg.evaluate:
         rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")
+        base_model = load_causal_lm(base) if rows and train_cfg.method == "full" and not classify else None
         if rows and classify:
             comparison = compare_classifier(model, tokenizer, rows, prep.train_examples, prep.train.labels,
                                             eval_cfg, bf16)
         elif rows:
-            base_model = load_causal_lm(base) if train_cfg.method == "full" else None
             comparison = compare(model, tokenizer, rows, prep.train.labels, eval_cfg, bf16, base_model)
         if rows:
+            gather(comparison, eval_cfg, prep.train.labels, [ex.target for ex in prep.train_examples],
+                   None if classify else model, tokenizer, rows, bf16, base_model)
             metrics["eval"] = {**comparison.to_dict(), "on": where}
             print_comparison(comparison, console, eval_cfg.samples, where)
+            print_evidence(comparison.review, console)
     atomic.write_json(run_dir / "metrics.json", metrics)
+    for target in [run_dir / "report.html"] + ([Path(eval_cfg.report)] if eval_cfg.report else []):
+        html_report.write(target, f"{run_dir.parent.name} {run_dir.name}", metrics.get("eval"), result.history,
+                     read_json(run_dir / "check.json"), read_json(run_dir / "config.json"),
+                     read_json(run_dir / "run.json"))
     atomic.write_text(run_dir / COMPLETE, dt.datetime.now(dt.timezone.utc).isoformat() + "\n")
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # only needed to resume an unfinished run
-    console.print(f"[bold green]done[/bold green] → {run_dir}   try: tailor predict {run_dir} \"…\"")
+    console.print(f"[bold green]done[/bold green] → {run_dir}   report: {run_dir / 'report.html'}   "
+                  f"try: tailor predict {run_dir} \"…\"")
     return Run(run_dir, metrics)
 
 
@@ -269,15 +284,28 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     if path is None:
         raise TailoredError(f"run {tuned.path} has no held-out file — pass one with --data FILE")
     dataset = load_dataset(path, labels=tuned.labels)
+    lineage, saved = tuned.lineage, read_json(tuned.path / "config.json")
+    train_path = lineage["data"]["train"]["path"]
+    train_rows = load_splits(train_path, DataConfig(**saved["data"]), saved["train"]["seed"]).train_examples \
+        if Path(train_path).exists() else []  # without it: no baseline for classifiers, no memorisation check
+    base_model = None
     if tuned.kind == "classify":
-        lineage, saved = tuned.lineage, read_json(tuned.path / "config.json")
-        train_rows = load_splits(lineage["data"]["train"]["path"], DataConfig(**saved["data"]),
-                                 saved["train"]["seed"]).train_examples
+        if not train_rows:
+            raise TailoredError(f"{train_path}: the run's training data is gone; the classifier's baseline needs it")
         comparison = compare_classifier(tuned.model, tuned.tokenizer, dataset.examples, train_rows, tuned.labels,
                                         eval_cfg, tuned.bf16)
     else:
         base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
         comparison = compare(tuned.model, tuned.tokenizer, dataset.examples, tuned.labels, eval_cfg, tuned.bf16,
                              base_model)
-    print_comparison(comparison, _console(quiet), eval_cfg.samples)
+    gather(comparison, eval_cfg, tuned.labels, [ex.target for ex in train_rows],
+           None if tuned.kind == "classify" else tuned.model, tuned.tokenizer, dataset.examples, tuned.bf16, base_model)
+    console = _console(quiet)
+    print_comparison(comparison, console, eval_cfg.samples)
+    print_evidence(comparison.review, console)
+    if eval_cfg.report:
+        history = read_json(tuned.path / "history.json") if (tuned.path / "history.json").exists() else []
+        html_report.write(Path(eval_cfg.report), f"{tuned.path.parent.name} {tuned.path.name} on {Path(path).name}",
+                     {**comparison.to_dict(), "on": Path(path).name}, history, None, saved, lineage)
+        console.print(f"report → {eval_cfg.report}")
     return comparison

@@ -27,6 +27,7 @@ class Comparison:
     tuned_ci: dict = field(default_factory=dict)
     task: str = "text"
     base_name: str = "base"  # what "base" is: the untuned model, or a classifier's TF-IDF baseline
+    review: dict = field(default_factory=dict)  # slices, memorisation, forgetting, loss, gate (evidence.gather)
 
     @property
     def gain(self) -> float:
@@ -74,8 +75,8 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
             base_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
     tuned_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
     seconds = time.perf_counter() - start
-    rows = [{"line": ex.line, "prompt": ex.prompt[-1]["content"], "expected": ref, "base": b, "tuned": t}
-            for ex, ref, b, t in zip(examples, refs, base_out, tuned_out)]
+    rows = [{"line": ex.line, "prompt": ex.prompt[-1]["content"], "expected": ref, "base": b, "tuned": t,
+             "extra": ex.extra} for ex, ref, b, t in zip(examples, refs, base_out, tuned_out)]
     (base, base_ci), (tuned, tuned_ci) = score(base_out, refs, labels), score(tuned_out, refs, labels)
     kind = task_kind(refs, labels)
     return Comparison(PRIMARY[kind], base, tuned, rows, budget, seconds, base_ci, tuned_ci, kind)
@@ -109,7 +110,7 @@ def compare_classifier(model, tokenizer, examples: list[Example], train: list[Ex
     base_out = tfidf_baseline(train, texts)
     tuned_out = [labels[i] for i in predict(model, tokenizer, texts, cfg.eval_batch_size, bf16)]
     seconds = time.perf_counter() - start
-    rows = [{"line": ex.line, "prompt": text, "expected": ref, "base": b, "tuned": t}
+    rows = [{"line": ex.line, "prompt": text, "expected": ref, "base": b, "tuned": t, "extra": ex.extra}
             for ex, text, ref, b, t in zip(examples, texts, refs, base_out, tuned_out)]
     (base, base_ci), (tuned, tuned_ci) = label_scores(base_out, refs, labels), label_scores(tuned_out, refs, labels)
     return Comparison("accuracy", base, tuned, rows, 0, seconds, base_ci, tuned_ci, "label",

@@ -1,0 +1,102 @@
+"""Everything evaluation shows beyond the headline table: held-out loss, slices, memorisation, forgetting, gate.
+
+`gather` is called by both `tailor train` and `tailor eval`, so a run's report and a later
+evaluation show the same evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+from tailored.config import EvalConfig
+from tailored.data.encode import TemplateError, encode_many
+from tailored.data.formats import Example
+from tailored.errors import TailoredError
+from tailored.evaluation import review
+from tailored.evaluation.compare import Comparison, score
+from tailored.evaluation.generate import generate
+
+
+def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_model=None) -> dict:
+    """Per-token loss and perplexity of the expected answers under base and tuned (teacher forcing)."""
+    from tailored.training.lora import validate
+
+    encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in examples]) if not isinstance(e, TemplateError)]
+    if not encoded:
+        return {}
+    pad = tokenizer.pad_token_id
+    with (nullcontext() if base_model is not None else model.disable_adapter()):
+        base = validate(base_model if base_model is not None else model, encoded, 8, pad, bf16)
+    tuned = validate(model, encoded, 8, pad, bf16)
+    return {"base_loss": base, "tuned_loss": tuned, "base_perplexity": math.exp(min(base, 50)),
+            "tuned_perplexity": math.exp(min(tuned, 50)), "rows": len(encoded)}
+
+
+def general_answers(model, tokenizer, bf16: bool, base_model=None, max_new_tokens: int = 48) -> dict:
+    prompts = [[{"role": "user", "content": p}] for p in review.GENERAL_PROMPTS]
+    with (nullcontext() if base_model is not None else model.disable_adapter()):
+        base = generate(base_model if base_model is not None else model, tokenizer, prompts, max_new_tokens, 16, bf16)
+    tuned = generate(model, tokenizer, prompts, max_new_tokens, 16, bf16)
+    return review.forgetting(base, tuned)
+
+
+def choose_primary(comparison: Comparison, metric: str | None) -> None:
+    if metric is None:
+        return
+    numeric = [k for k, v in comparison.tuned.items() if isinstance(v, (int, float))]
+    if metric not in numeric:
+        raise TailoredError(f"--metric {metric}: not computed for this task — use one of {', '.join(numeric)}")
+    comparison.primary = metric
+
+
+def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, train_targets: list[str],
+           model=None, tokenizer=None, examples: list[Example] | None = None, bf16: bool = False,
+           base_model=None) -> dict:
+    """Attach the evidence to `comparison.review` and return it. `model` is None for classifiers."""
+    choose_primary(comparison, cfg.metric)
+    evidence: dict = {}
+    if model is not None and examples:
+        evidence["loss"] = heldout_loss(model, tokenizer, examples[: len(comparison.rows)], bf16, base_model)
+        if cfg.forgetting:
+            evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model)
+    if comparison.task != "label" and train_targets:
+        evidence["memorisation"] = review.memorisation(comparison.rows, train_targets)
+    if cfg.slice_by:
+        if not any(cfg.slice_by in r.get("extra", {}) for r in comparison.rows):
+            have = sorted({k for r in comparison.rows for k in r.get("extra", {})})
+            raise TailoredError(f"--slice-by {cfg.slice_by}: no held-out row has that column"
+                                + (f" — columns: {', '.join(have)}" if have else " — the rows have no extra columns"))
+        evidence["slices"] = review.slices(comparison.rows, cfg.slice_by,
+                                           lambda preds, refs: score(preds, refs, labels), comparison.primary,
+                                           comparison.tuned[comparison.primary], cfg.slice_margin, cfg.min_slice)
+    evidence["gate"] = review.gate(comparison.primary, comparison.base, comparison.tuned, comparison.tuned_ci,
+                                   cfg.fail_if_worse, review.parse_floors(cfg.min))
+    comparison.review = evidence
+    return evidence
+
+
+def print_evidence(evidence: dict, console) -> None:
+    from rich.markup import escape
+
+    if loss := evidence.get("loss"):
+        console.print(f"held-out loss: base {loss['base_loss']:.3f} (perplexity {loss['base_perplexity']:.1f}) → "
+                      f"tuned {loss['tuned_loss']:.3f} (perplexity {loss['tuned_perplexity']:.1f})")
+    if mem := evidence.get("memorisation"):
+        console.print(f"memorisation: {mem['verbatim_share']:.0f}% of answers repeat a training answer verbatim, "
+                      f"{mem['near_share']:.0f}% share {mem['ngram_words']}+ words with one; "
+                      f"{mem['wrong_copies']} copies do not fit their row")
+        if mem["warning"]:
+            console.print(f"[yellow]warning[/yellow] {escape(mem['warning'])}")
+    if fg := evidence.get("forgetting"):
+        colour = "yellow" if fg["changed"] > fg["prompts"] // 2 else "dim"
+        console.print(f"[{colour}]forgetting: {fg['changed']} of {fg['prompts']} general questions answered "
+                      f"drastically differently from the base (ROUGE-L < {fg['threshold_rouge_l']:.0f})[/{colour}]")
+    if sl := evidence.get("slices"):
+        for value, s in sl["slices"].items():
+            note = " [red]below overall[/red]" if s["flagged"] else " (too few rows to judge)" if s["too_small"] else ""
+            console.print(f"slice {escape(sl['field'])}={escape(value)}: {s['rows']} rows, {sl['primary']} "
+                          f"{s['base'][sl['primary']]:.1f} → {s['tuned'][sl['primary']]:.1f}{note}")
+    g = evidence.get("gate", {})
+    for failure in g.get("failures", []):
+        console.print(f"[red]gate failed[/red] {escape(failure)}")

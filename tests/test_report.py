@@ -1,0 +1,90 @@
+"""The HTML report: rendered by real headless Chromium with no console errors and no network requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import tailored
+from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tailored.evaluation import report
+from tests.conftest import write_jsonl, yes_rows
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+def browse(page: Path, out: Path) -> dict:
+    """Open `page` in headless Chromium: its console lines, the requests the page itself made, DOM, screenshot."""
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed; `make test` installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    net, shot = out / "net.json", out / "shot.png"
+    run = subprocess.run([CHROMIUM, *FLAGS, "--enable-logging=stderr", "--v=0", f"--log-net-log={net}",
+                          "--window-size=1200,2400", f"--screenshot={shot}", page.resolve().as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    dom = subprocess.run([CHROMIUM, *FLAGS, "--dump-dom", page.resolve().as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    log = json.loads(net.read_text())
+    start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    # The browser's own background fetches have no initiating page ("not an origin"); the page's do.
+    starts = [e.get("params", {}) for e in log["events"] if e["type"] == start_job]
+    requests = [p["url"] for p in starts if p.get("url") and p.get("initiator") != "not an origin"
+                and not p["url"].startswith(("file:", "data:"))]
+    return {"console": console, "requests": requests, "dom": dom, "screenshot": shot}
+
+
+def test_the_checker_catches_console_errors_and_page_requests(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><img src="http://127.0.0.1:9/x.png"><script>console.error("boom")</script>'
+                   "</body></html>", encoding="utf-8")
+    seen = browse(bad, tmp_path)
+    assert any("boom" in line for line in seen["console"])
+    assert seen["requests"] == ["http://127.0.0.1:9/x.png"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_base, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    rows = [dict(r, segment="a" if i % 3 else "b") for i, r in enumerate(yes_rows(40))]
+    data = write_jsonl(folder / "yes.jsonl", rows)
+    write_jsonl(folder / "yes.heldout.jsonl",
+                [dict(r, segment="a" if i % 3 else "b") for i, r in enumerate(yes_rows(24, start=500))])
+    cfg = TrainConfig(base=str(tiny_base), epochs=4, learning_rate=1e-2, batch_size=8)
+    return tailored.train(data, cfg, DataConfig(), EvalConfig(max_new_tokens=4, slice_by="segment", min_slice=5,
+                                                              forgetting=False),
+                          RunConfig(runs_dir=str(folder / "runs")), quiet=True)
+
+
+def test_train_writes_a_report_chromium_renders_cleanly(trained_run, tmp_path):
+    page = trained_run.path / "report.html"
+    text = page.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+    seen = browse(page, tmp_path)
+    assert seen["console"] == [], seen["console"]
+    assert seen["requests"] == []
+    dom = seen["dom"]
+    assert "<table" in dom and "exact_match" in dom and "Per slice: segment" in dom
+    assert dom.count('src="data:image/png;base64,') >= 3  # metrics, loss curve, slices
+    from PIL import Image
+
+    image = Image.open(seen["screenshot"]).convert("RGB")
+    assert image.size == (1200, 2400)
+    colours = image.resize((120, 240)).getcolors(maxcolors=1 << 16)
+    assert colours is not None and len(colours) > 50  # plots and text drew, not a blank page
+
+
+def test_label_report_has_both_confusion_matrices():
+    confusion = {"labels": ["a", "b"], "matrix": [[3, 1], [0, 4]]}
+    comparison = {"primary": "accuracy", "task": "label", "base_name": "base", "rows": [],
+                  "base": {"accuracy": 50.0, "confusion": confusion}, "tuned": {"accuracy": 87.5, "confusion": confusion},
+                  "base_ci": {"accuracy": [20.0, 80.0]}, "tuned_ci": {"accuracy": [62.5, 100.0]}}
+    page = report.render("t", comparison, [], None, None, None)
+    assert page.count("data:image/png;base64,") == 3 and "87.5" in page and "[62.5–100.0]" in page
