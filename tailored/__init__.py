@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["check", "train", "evaluate", "load"]
+__all__ = ["check", "train", "evaluate", "load", "serve"]
 
 
 def __getattr__(name: str):
@@ -21,4 +21,8 @@ def __getattr__(name: str):
         from tailored.tuned import load
 
         return load
+    if name == "serve":
+        from tailored.server import serve
+
+        return serve
     raise AttributeError(f"module 'tailored' has no attribute {name!r}")

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tailored.config import DataConfig, EvalConfig, RunConfig, ServerConfig, TrainConfig
 from tailored.errors import DataError, TailoredError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -199,6 +199,17 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
     out.print(f"{verdict}: {errors} errors, {warnings} warnings"
               + (" — training refuses to start until the errors are fixed (or --skip-invalid)" if errors else ""))
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+@user_errors
+@with_config_flags(ServerConfig)
+def serve(runs: Optional[list[str]] = typer.Argument(None, help="Runs to load at start (more load on first use)."),
+          **configs) -> None:
+    """Serve runs over an OpenAI-compatible API: one base in memory, adapters picked by the request's model."""
+    from tailored.server import serve as run_server
+
+    run_server(runs or [], configs["ServerConfig"])
 
 
 def main() -> None:

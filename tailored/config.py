@@ -174,6 +174,36 @@ class RunConfig:
                                "settings. Rerunning the same command on the same data also resumes.", default=None)
 
 
+@dataclass
+class ServerConfig:
+    host: str = _help("Address to listen on. The default answers only this machine; use 0.0.0.0 with an API key "
+                      "to serve a network.", default="127.0.0.1")
+    port: int = _help("Port to listen on.", default=8000)
+    api_key: str | None = _help("Require 'Authorization: Bearer KEY' on every route but /health. Default: the "
+                                "TAILORED_API_KEY environment variable, if set.", default=None)
+    runs_dir: str = _help("Folder that holds the runs; request names are looked up only inside it.", default="runs")
+    base: str = _help("Base to serve when no run is given (runs given decide the base themselves).",
+                      default="smollm2-135m")
+    max_adapters: int = _help("Adapters kept loaded; the least recently used is dropped beyond this.", default=8)
+    max_in_flight: int = _help("Requests queued or running at once; more get 429 with Retry-After.", default=64)
+    max_body_bytes: int = _help("Largest request body accepted; bigger ones get 413 before parsing.",
+                                default=1_000_000)
+    max_tokens_cap: int = _help("Most new tokens one request may ask for.", default=1024)
+    batch_size: int = _help("Requests for the same model generated together.", default=16)
+    batch_wait_ms: int = _help("How long the first request waits for others to share its batch.", default=10)
+
+    def __post_init__(self):
+        problems = []
+        if not 0 < self.port < 65536:
+            problems.append(f"port={self.port} must be between 1 and 65535")
+        for name in ("max_adapters", "max_in_flight", "max_body_bytes", "max_tokens_cap", "batch_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        if self.batch_wait_ms < 0:
+            problems.append(f"batch_wait_ms={self.batch_wait_ms} must be 0 or more")
+        _check(problems, "server")
+
+
 def to_dict(*configs) -> dict:
     return {type(c).__name__: asdict(c) for c in configs}
 

@@ -9,19 +9,20 @@ from tailored.training.lora import autocast, device_of
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 16,
-             bf16: bool = False) -> list[str]:
-    """Greedy replies to each conversation in `prompts`, in order.
+def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = 16,
+                 bf16: bool = False, streamer=None, stopping_criteria=None) -> list[list[int]]:
+    """Greedy new token ids for each rendered prompt in `texts`, in order (stop tokens kept).
 
     Prompts are sorted by length and left-padded so each batch wastes little compute on padding.
+    `max_new_tokens` may differ per prompt: a batch runs to its longest and each row is cut to its own.
     """
     model.eval()
     device = device_of(model)
-    texts = [render_prompt(tokenizer, p) for p in prompts]
+    budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(texts)
     lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: lengths[i])
     stop = sorted(stop_token_ids(tokenizer, model))
-    replies: list[str] = [""] * len(texts)
+    out: list[list[int]] = [[] for _ in texts]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation appends on the right, so padding must sit on the left
     try:
@@ -30,11 +31,21 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, b
             enc = tokenizer([texts[i] for i in idx], add_special_tokens=False, padding=True, return_tensors="pt")
             enc = {n: t.to(device) for n, t in enc.items()}
             with autocast(device, bf16):
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop,
-                                     pad_token_id=tokenizer.pad_token_id, use_cache=True)
-            new = out[:, enc["input_ids"].shape[1] :]
-            for i, row in zip(idx, new):
-                replies[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+                result = model.generate(**enc, max_new_tokens=max(budgets[i] for i in idx), do_sample=False,
+                                        eos_token_id=stop, pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                                        streamer=streamer, stopping_criteria=stopping_criteria)
+            for i, row in zip(idx, result[:, enc["input_ids"].shape[1] :].tolist()):
+                row = row[: budgets[i]]
+                end = next((j for j, t in enumerate(row) if t in stop), None)
+                out[i] = row if end is None else row[: end + 1]
     finally:
         tokenizer.padding_side = side
-    return replies
+    return out
+
+
+def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 16,
+             bf16: bool = False) -> list[str]:
+    """Greedy replies to each conversation in `prompts`, in order."""
+    texts = [render_prompt(tokenizer, p) for p in prompts]
+    ids = generate_ids(model, tokenizer, texts, max_new_tokens, batch_size, bf16)
+    return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]

@@ -1,0 +1,259 @@
+"""The OpenAI-compatible HTTP layer: request shapes, auth, limits and streaming over a `Pool`."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import threading
+import time
+import uuid
+from typing import Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from tailored.config import ServerConfig
+from tailored.data.encode import render_prompt
+from tailored.server.pool import Job, Pool, UnknownModel
+
+MAX_STOP = 4
+MAX_STOP_CHARS = 64
+
+
+class Message(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatRequest(BaseModel):
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    stream: bool = False
+    stop: str | list[str] | None = None
+    n: int = 1
+    temperature: float | None = None  # accepted for compatibility; answers are greedy, as evaluated
+
+
+class CompletionRequest(BaseModel):
+    model: str
+    prompt: str
+    max_tokens: int | None = Field(None, ge=1)
+    stream: bool = False
+    stop: str | list[str] | None = None
+    n: int = 1
+    temperature: float | None = None
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, kind: str, code: str | None = None, headers: dict | None = None):
+        self.status, self.message, self.kind, self.code, self.headers = status, message, kind, code, headers
+
+
+def _error(status: int, message: str, kind: str, code: str | None = None, headers: dict | None = None):
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status, headers)
+
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413 before any parsing, whatever Content-Length claims."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                response = _error(413, f"request body is over {self.limit} bytes", "invalid_request_error",
+                                  "request_too_large")
+                return await response(scope, receive, send)
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body, sent = b"".join(chunks), False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # later messages: the client disconnecting
+
+        return await self.app(scope, replay, send)
+
+
+def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
+    # No /docs or /openapi.json: they would be routes outside the key check.
+    app = FastAPI(title="tailored", docs_url=None, redoc_url=None, openapi_url=None)
+    key = cfg.api_key.encode() if cfg.api_key else None
+    in_flight = {"n": 0}
+    lock = threading.Lock()
+
+    def require_key(request: Request) -> None:
+        if key is None:
+            return
+        given = request.headers.get("authorization", "")
+        token = given[7:].encode() if given.lower().startswith("bearer ") else b""
+        if not hmac.compare_digest(token, key):  # constant time: no guessing the key byte by byte
+            raise APIError(401, "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                           "invalid_request_error", "invalid_api_key")
+
+    @app.exception_handler(APIError)
+    async def api_error(_, e: APIError):
+        return _error(e.status, e.message, e.kind, e.code, e.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_, e: RequestValidationError):
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
+        return _error(400, f"{where}: {first.get('msg', 'invalid request')}", "invalid_request_error")
+
+    def admit():
+        with lock:
+            if in_flight["n"] >= cfg.max_in_flight:
+                raise APIError(429, f"server busy: {cfg.max_in_flight} requests in flight; retry shortly",
+                               "rate_limit_exceeded", "rate_limit_exceeded", {"Retry-After": "1"})
+            in_flight["n"] += 1
+
+    def release():
+        with lock:
+            in_flight["n"] -= 1
+
+    def prepare(model: str, text_of, max_tokens: int | None, stop, n: int):
+        if n != 1:
+            raise APIError(400, "n must be 1: answers are greedy, so more choices would be identical",
+                           "invalid_request_error")
+        stops = [stop] if isinstance(stop, str) else list(stop or [])
+        if len(stops) > MAX_STOP or any(len(s) > MAX_STOP_CHARS or not s for s in stops):
+            raise APIError(400, f"stop: at most {MAX_STOP} non-empty sequences of {MAX_STOP_CHARS} characters",
+                           "invalid_request_error")
+        try:
+            served = pool.lookup(model)
+        except UnknownModel as e:
+            raise APIError(404, str(e), "invalid_request_error", "model_not_found") from None
+        text = text_of(served)
+        prompt_tokens = len(served.tokenizer(text, add_special_tokens=False)["input_ids"])
+        room = pool.context - prompt_tokens
+        wanted = min(256, room, cfg.max_tokens_cap) if max_tokens is None else max_tokens
+        if max_tokens is not None and max_tokens > cfg.max_tokens_cap:
+            raise APIError(400, f"max_tokens {max_tokens} is over this server's cap of {cfg.max_tokens_cap}",
+                           "invalid_request_error")
+        if room < 1 or wanted > room:
+            raise APIError(400, f"the prompt is {prompt_tokens} tokens and max_tokens {wanted}; together they "
+                           f"exceed the model's context of {pool.context} tokens — shorten the prompt or lower "
+                           "max_tokens", "invalid_request_error", "context_length_exceeded")
+        return served, text, prompt_tokens, wanted, stops
+
+    def finish(served, ids: list[int], stops: list[str], limit: int) -> tuple[str, str]:
+        ended = bool(ids) and ids[-1] in (served.tokenizer.eos_token_id, pool.tokenizer.eos_token_id)
+        text = served.tokenizer.decode(ids, skip_special_tokens=True)
+        cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+        if cut >= 0:
+            return text[:cut], "stop"
+        return text, "stop" if ended or len(ids) < limit else "length"
+
+    def chat_text(req: ChatRequest):
+        def text_of(served):
+            messages = [m.model_dump() for m in req.messages]
+            if served.system_prompt and messages[0]["role"] != "system":  # asked the way it was trained
+                messages = [{"role": "system", "content": served.system_prompt}, *messages]
+            return render_prompt(served.tokenizer, messages)
+        return text_of
+
+    async def respond(req, text_of, chat: bool):
+        admit()
+        try:
+            served, text, prompt_tokens, limit, stops = prepare(req.model, text_of, getattr(req, "max_completion_tokens",
+                                                                None) or req.max_tokens, req.stop, req.n)
+        except BaseException:
+            release()
+            raise
+        ident, created = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}", int(time.time())
+        tokens: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        job = Job(served, text, limit,
+                  on_token=(lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t)) if req.stream else None)
+        future = pool.submit(job)
+        # The slot frees when the worker is done with the job, however the client behaves meanwhile.
+        future.add_done_callback(lambda _: release())
+        if req.stream:
+            return StreamingResponse(stream(job, tokens, stops, chat, ident, created, req.model),
+                                     media_type="text/event-stream")
+        try:
+            ids = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            job.cancelled.set()  # the client went away before its turn: skip the work
+            raise
+        content, reason = finish(served, ids, stops, limit)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(ids), "total_tokens": prompt_tokens + len(ids)}
+        choice = {"index": 0, "finish_reason": reason, "logprobs": None}
+        choice.update({"message": {"role": "assistant", "content": content}} if chat else {"text": content})
+        return {"id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
+                "model": req.model, "choices": [choice], "usage": usage}
+
+    async def stream(job: Job, tokens: asyncio.Queue, stops, chat, ident, created, model):
+        served, limit = job.served, job.max_tokens
+        kind = "chat.completion.chunk" if chat else "text_completion"
+
+        def event(delta: str | None, reason: str | None = None, first: bool = False) -> str:
+            if chat:
+                body = {"role": "assistant", "content": ""} if first else ({"content": delta} if delta else {})
+                choice = {"index": 0, "delta": body, "finish_reason": reason, "logprobs": None}
+            else:
+                choice = {"index": 0, "text": delta or "", "finish_reason": reason, "logprobs": None}
+            return "data: " + json.dumps({"id": ident, "object": kind, "created": created, "model": model,
+                                          "choices": [choice]}) + "\n\n"
+
+        ids: list[int] = []
+        sent, hold = 0, max((len(s) for s in stops), default=1) - 1
+        try:
+            if chat:
+                yield event(None, first=True)
+            while True:
+                token = await tokens.get()
+                if token is None:
+                    break
+                ids.append(token)
+                content, reason = finish(served, ids, stops, limit)
+                if reason == "stop" and content != served.tokenizer.decode(ids, skip_special_tokens=True):
+                    job.cancelled.set()  # a stop sequence appeared: end generation early
+                    break
+                safe = len(content) - hold  # hold back what could be the start of a stop sequence
+                if safe > sent:
+                    yield event(content[sent:safe])
+                    sent = safe
+            content, reason = finish(served, ids, stops, limit)
+            if len(content) > sent:
+                yield event(content[sent:])
+            yield event(None, reason)
+            yield "data: [DONE]\n\n"
+        finally:
+            job.cancelled.set()  # a client that went away stops the generation, which frees its slot
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok", "base": pool.base_name}
+
+    @app.get("/v1/models", dependencies=[Depends(require_key)])
+    def models():
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "tailored"}
+                                           for n in pool.names()]}
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(require_key)])
+    async def chat_completions(req: ChatRequest):
+        return await respond(req, chat_text(req), True)
+
+    @app.post("/v1/completions", dependencies=[Depends(require_key)])
+    async def completions(req: CompletionRequest):
+        return await respond(req, lambda served: req.prompt, False)
+
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
+    return app

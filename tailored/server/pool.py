@@ -1,0 +1,203 @@
+"""One base model in memory, many LoRA adapters over it, and one worker thread that batches generation.
+
+All model work happens on the worker thread, so adapters can be switched without locks; request
+handlers only queue jobs and wait for their results.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tailored.config import ServerConfig, TrainConfig
+from tailored.errors import TailoredError
+from tailored.evaluation.generate import generate_ids
+from tailored.models import context_length, load_causal_lm, load_tokenizer, resolve_base
+from tailored.runs import COMPLETE, read_json, resolve_run
+from tailored.training.lora import device_of, use_bf16
+
+
+class UnknownModel(TailoredError):
+    pass
+
+
+@dataclass
+class Served:
+    """What a request's `model` names: the base, or one run's adapter with its own template."""
+
+    key: str  # "" for the base, else the run folder relative to runs_dir, e.g. "support/v2"
+    tokenizer: object
+    system_prompt: str | None = None
+
+
+@dataclass
+class Job:
+    served: Served
+    text: str
+    max_tokens: int
+    future: Future = field(default_factory=Future)
+    on_token: object = None  # streaming: called with each new token id on the worker thread
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Pool:
+    def __init__(self, cfg: ServerConfig, runs: list[str] | None = None):
+        self.cfg = cfg
+        self.runs_dir = Path(cfg.runs_dir).resolve()
+        preload = [self._folder(r) for r in runs or []]
+        bases = {read_json(p / "run.json")["base"]["name"] for p in preload}
+        if len(bases) > 1:
+            raise TailoredError(f"runs use different bases ({', '.join(sorted(bases))}); one server serves one base")
+        self.base_name = bases.pop() if bases else cfg.base
+        self.base = resolve_base(self.base_name)
+        self.model = load_causal_lm(self.base)
+        self.tokenizer = load_tokenizer(self.base)
+        self.context = context_length(self.base)
+        self.bf16 = use_bf16(TrainConfig(), device_of(self.model))
+        self.adapters: OrderedDict[str, Served] = OrderedDict()
+        self.jobs: queue.Queue[Job] = queue.Queue()
+        self.generated_tokens = 0
+        self._worker = threading.Thread(target=self._work, name="tailored-generate", daemon=True)
+        self._worker.start()
+        for path in preload:
+            self.submit_wait(self.lookup(str(path.relative_to(self.runs_dir))))
+
+    # ---- names -------------------------------------------------------------------------------
+    def _folder(self, ref: str) -> Path:
+        """A finished run folder inside runs_dir; nothing outside it is ever opened."""
+        if not ref or Path(ref).is_absolute() or ".." in Path(ref).parts or "\\" in ref:
+            raise UnknownModel(f"model '{ref}' not found")
+        try:
+            path = resolve_run(ref, self.runs_dir).resolve()
+        except TailoredError:
+            raise UnknownModel(f"model '{ref}' not found — GET /v1/models lists what this server has") from None
+        if not path.is_relative_to(self.runs_dir):
+            raise UnknownModel(f"model '{ref}' not found")
+        return path
+
+    def names(self) -> list[str]:
+        found = [self.base_name]
+        for run in sorted(self.runs_dir.glob("*/v*/run.json")):
+            if (run.parent / COMPLETE).exists() and (run.parent / "adapter").is_dir():
+                found.append(str(run.parent.relative_to(self.runs_dir)))
+                found.append(run.parent.parent.name)
+        return list(dict.fromkeys(found))
+
+    def lookup(self, name: str) -> Served:
+        """The base or a run's adapter for a request's `model`; loading the adapter happens on the worker."""
+        if name in (self.base_name, "base"):
+            return Served("", self.tokenizer)
+        path = self._folder(name)
+        key = str(path.relative_to(self.runs_dir))
+        if key in self.adapters:
+            return self.adapters[key]
+        lineage = read_json(path / "run.json")
+        if not (path / "adapter").is_dir():
+            raise UnknownModel(f"model '{name}' is not a LoRA run; serve it with `tailor predict` or export it")
+        if lineage["base"]["name"] != self.base_name:
+            raise UnknownModel(f"model '{name}' was trained on base {lineage['base']['name']}; this server "
+                               f"serves {self.base_name}")
+        return Served(key, load_tokenizer(self.base, path / "tokenizer"), lineage["task"].get("system_prompt"))
+
+    # ---- generation on the worker thread -------------------------------------------------------
+    def submit(self, job: Job) -> Future:
+        self.jobs.put(job)
+        return job.future
+
+    def submit_wait(self, served: Served) -> None:
+        self.submit(Job(served, "", 0)).result()  # a no-op job: loads the adapter
+
+    def _activate(self, served: Served) -> None:
+        from peft import PeftModel
+
+        if not served.key:
+            return
+        if served.key not in self.adapters:
+            path = str(self.runs_dir / served.key / "adapter")
+            if not hasattr(self.model, "peft_config"):
+                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=served.key)
+            else:
+                self.model.load_adapter(path, adapter_name=served.key)
+            self.adapters[served.key] = served
+            while len(self.adapters) > self.cfg.max_adapters:  # least recently used goes first
+                old, _ = self.adapters.popitem(last=False)
+                self.model.delete_adapter(old)
+        self.adapters.move_to_end(served.key)
+        self.model.set_adapter(served.key)
+
+    def _batch(self, first: Job) -> list[Job]:
+        """`first` plus queued jobs for the same model, waiting briefly so concurrent requests share a batch."""
+        batch, deadline, later = [first], time.monotonic() + self.cfg.batch_wait_ms / 1000, []
+        while len(batch) < self.cfg.batch_size and first.on_token is None:
+            try:
+                job = self.jobs.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            same = job.served.key == first.served.key and job.on_token is None and job.max_tokens > 0
+            (batch if same else later).append(job)
+        for job in later:
+            self.jobs.put(job)
+        return batch
+
+    def _work(self) -> None:
+        import contextlib
+
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        while True:
+            batch = self._batch(self.jobs.get())
+            live = [j for j in batch if not j.cancelled.is_set()]
+            try:
+                self._activate(batch[0].served)
+                live = [j for j in live if j.max_tokens > 0]
+                if not live:
+                    for job in batch:
+                        job.future.set_result([])
+                    continue
+                streamer = stop = None
+                if live[0].on_token is not None:
+                    job = live[0]
+                    streamer = _Streamer(job.on_token)
+
+                    class Cancelled(StoppingCriteria):
+                        def __call__(self, input_ids, scores, **kwargs):
+                            return job.cancelled.is_set()
+
+                    stop = StoppingCriteriaList([Cancelled()])
+                adapter_off = self.model.disable_adapter() if not batch[0].served.key and \
+                    hasattr(self.model, "peft_config") else contextlib.nullcontext()
+                with adapter_off:
+                    ids = generate_ids(self.model, batch[0].served.tokenizer, [j.text for j in live],
+                                       [j.max_tokens for j in live], len(live), self.bf16, streamer, stop)
+                self.generated_tokens += sum(len(r) for r in ids)
+                for job, row in zip(live, ids):
+                    job.future.set_result(row)
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_result([])
+            except Exception as e:  # noqa: BLE001 - reported to every waiting request, the worker lives on
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(e)
+
+
+class _Streamer:
+    """transformers' streamer protocol: the prompt comes first (skipped), then one token per step."""
+
+    def __init__(self, on_token):
+        self.on_token, self.seen_prompt = on_token, False
+
+    def put(self, value) -> None:
+        if not self.seen_prompt:
+            self.seen_prompt = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.on_token(token)
+
+    def end(self) -> None:
+        self.on_token(None)

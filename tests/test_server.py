@@ -1,0 +1,152 @@
+"""The OpenAI-compatible server, driven by the real `openai` client over loopback, on tiny models."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+import tailored
+from tailored.config import DataConfig, EvalConfig, RunConfig, ServerConfig, TrainConfig
+from tailored.server import build
+from tests.conftest import write_jsonl
+
+KEY = "test-key-123"
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tiny_base, tmp_path_factory):
+    """Two runs over the same tiny base: one always answers 'yes', the other 'no'."""
+    folder = tmp_path_factory.mktemp("serve")
+    for name, word in (("yes", "yes"), ("no", "no")):
+        data = write_jsonl(folder / f"{name}.jsonl",
+                           [{"prompt": f"question number {i} please", "completion": word} for i in range(40)])
+        tailored.train(data, TrainConfig(base=str(tiny_base), epochs=5, learning_rate=1e-2, batch_size=8),
+                       DataConfig(), EvalConfig(), RunConfig(runs_dir=str(folder / "runs"), evaluate=False), quiet=True)
+    return folder / "runs"
+
+
+class Server:
+    def __init__(self, runs_dir, **overrides):
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        cfg = ServerConfig(runs_dir=str(runs_dir), api_key=KEY, port=self.port, **overrides)
+        self.app, self.pool = build(["yes"], cfg)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def client(self, key=KEY) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=60)
+
+    def stop(self):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(runs_dir):
+    s = Server(runs_dir)
+    yield s
+    s.stop()
+
+
+def ask(client, model, text="question number 7 please", **kw):
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], max_tokens=5,
+                                          **kw)
+
+
+def test_two_adapters_answer_differently_in_one_server(server):
+    client = server.client()
+    yes, no = ask(client, "yes"), ask(client, "no/v1")
+    assert yes.choices[0].message.content == "yes" and yes.choices[0].finish_reason == "stop"
+    assert no.choices[0].message.content == "no"
+    assert yes.usage.completion_tokens >= 1 and yes.usage.prompt_tokens > 3
+    base = ask(client, server.pool.base_name)
+    assert base.choices[0].message.content not in ("yes", "no")
+    ids = {m.id for m in client.models.list().data}
+    assert {"yes", "yes/v1", "no", "no/v1", server.pool.base_name} <= ids
+
+
+def test_streaming_gives_the_same_answer_in_chunks(server):
+    client = server.client()
+    chunks = list(ask(client, "no", stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == ask(client, "no").choices[0].message.content == "no"
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_completions_endpoint_and_stop_sequences(server):
+    client = server.client()
+    out = client.completions.create(model="yes", prompt="hello", max_tokens=6)
+    assert out.choices[0].finish_reason in ("stop", "length") and out.usage.completion_tokens <= 6
+    cut = ask(client, "yes", stop=["es"])
+    assert cut.choices[0].message.content == "y" and cut.choices[0].finish_reason == "stop"
+
+
+def test_every_route_but_health_needs_the_key(server):
+    from fastapi.routing import APIRoute
+
+    routes = [(r.path, m) for r in server.app.routes if isinstance(r, APIRoute) for m in r.methods]
+    assert len(routes) >= 4  # health, models, chat, completions: a new route is checked automatically
+    for path, method in routes:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            status = httpx.request(method, server.url + path, headers=headers, json={}).status_code
+            assert status == (200 if path == "/health" else 401), (path, method, headers, status)
+    with pytest.raises(openai.AuthenticationError):
+        ask(server.client(key="nope"), "yes")
+
+
+def test_limits_give_openai_shaped_errors(server):
+    client = server.client()
+    big = httpx.post(server.url + "/v1/chat/completions", content=b"x" * 1_000_001,
+                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+    with pytest.raises(openai.BadRequestError, match="context"):
+        ask(client, "yes", text="please " * 300)  # the tiny base has a 256-token context
+    with pytest.raises(openai.BadRequestError, match="n must be 1"):
+        ask(client, "yes", n=2)
+    with pytest.raises(openai.BadRequestError, match="stop"):
+        ask(client, "yes", stop=["a", "b", "c", "d", "e"])
+    for name in ("../yes/v1", "/etc/passwd", "yes/../../x"):
+        with pytest.raises(openai.NotFoundError):
+            ask(client, name)
+
+
+def test_a_burst_beyond_the_limit_gets_429_with_retry_after(runs_dir):
+    s = Server(runs_dir, max_in_flight=2, batch_size=1)
+    try:
+        def one(_):
+            r = httpx.post(s.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"}, timeout=60,
+                           json={"model": "yes", "max_tokens": 120,
+                                 "messages": [{"role": "user", "content": "say something long"}]})
+            return r.status_code, r.headers.get("retry-after")
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(one, range(16)))
+        codes = [c for c, _ in results]
+        assert set(codes) <= {200, 429} and codes.count(429) >= 1 and codes.count(200) >= 2, codes
+        assert all(after == "1" for c, after in results if c == 429)
+        # a client that disconnects mid-stream frees its slot: the server keeps answering afterwards
+        for _ in range(3):
+            with httpx.stream("POST", s.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+                              json={"model": "yes", "max_tokens": 200, "stream": True,
+                                    "messages": [{"role": "user", "content": "go"}]}) as r:
+                next(r.iter_lines())
+        deadline = time.time() + 10
+        while (code := one(0)[0]) == 429 and time.time() < deadline:
+            time.sleep(0.2)
+        assert code == 200
+    finally:
+        s.stop()
