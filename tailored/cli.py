@@ -203,6 +203,27 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
 
 @app.command()
 @user_errors
+def export(run: str = typer.Argument(..., help="Run folder or name."),
+           format: str = typer.Option("merged", "--format", help="merged (HF safetensors folder) or gguf."),
+           out: Optional[Path] = typer.Option(None, help="Where to write. Default: RUN/export/."),
+           gguf_type: str = typer.Option("q8_0", help="GGUF weight type: q8_0 or f16."),
+           check: bool = typer.Option(True, help="Reload the export and compare it with the run on held-out rows."),
+           max_rows: Optional[int] = typer.Option(None, help="Compare on at most this many held-out rows."),
+           runs_dir: str = typer.Option("runs", help="Folder that holds all runs.")) -> None:
+    """Export a run as a merged model folder or a GGUF file (plus an Ollama Modelfile), checked for parity."""
+    from tailored.export import export as run_export
+
+    target, parity = run_export(run, format, out, runs_dir, gguf_type, check, max_rows)
+    typer.echo(f"wrote {target}")
+    if parity:
+        typer.echo(f"parity: {parity}")
+        if parity.same_output < 95.0:
+            err.print(f"[red]error[/red] only {parity.same_output:.1f}% of answers match the run (need 95%)")
+            raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
 @with_config_flags(ServerConfig)
 def serve(runs: Optional[list[str]] = typer.Argument(None, help="Runs to load at start (more load on first use)."),
           **configs) -> None:

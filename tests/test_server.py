@@ -150,3 +150,18 @@ def test_a_burst_beyond_the_limit_gets_429_with_retry_after(runs_dir):
         assert code == 200
     finally:
         s.stop()
+
+
+def test_merged_export_loads_in_plain_transformers_and_answers_the_same(runs_dir, tmp_path):
+    from tailored.export import export
+
+    target, parity = export("yes", "merged", tmp_path / "merged", str(runs_dir), check=False)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tailored.evaluation.generate import generate
+    from tailored.tuned import load
+
+    model, tok = AutoModelForCausalLM.from_pretrained(target), AutoTokenizer.from_pretrained(target)
+    assert tok.chat_template == load("yes", runs_dir).tokenizer.chat_template
+    prompts = [[{"role": "user", "content": f"question number {i} please"}] for i in range(900, 910)]
+    assert generate(model, tok, prompts, 4) == generate(load("yes", runs_dir).model, tok, prompts, 4) == ["yes"] * 10

@@ -1,0 +1,172 @@
+"""Export a run as a merged Hugging Face folder or a GGUF file, then prove the export still behaves the same.
+
+GGUF files are written with the `gguf` package. The tokenizer, chat template and hyperparameters
+are copied from the base's own GGUF (the bundled bases ship as GGUF), so llama.cpp and Ollama see
+exactly the vocabulary and template the run was trained with; the weights are the merged ones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from tailored import atomic
+from tailored.errors import TailoredError
+from tailored.tuned import Tuned, load
+
+GGUF_TYPES = ("f16", "q8_0")
+
+
+@dataclass
+class Parity:
+    rows: int
+    same_output: float  # share of held-out rows whose greedy answer is identical, 0–100
+    primary: str
+    run_score: float
+    export_score: float
+
+    def __str__(self) -> str:
+        return (f"{self.same_output:.1f}% of {self.rows} held-out answers identical; {self.primary} "
+                f"{self.run_score:.1f} (run) vs {self.export_score:.1f} (export)")
+
+
+def merged_model(tuned: Tuned):
+    """The run's weights as one plain transformers model (LoRA folded into the base weights)."""
+    if tuned.kind == "classify":
+        raise TailoredError("classifier runs are already a plain model: copy RUN/classifier")
+    model = tuned.model.merge_and_unload() if hasattr(tuned.model, "merge_and_unload") else tuned.model
+    model.eval()
+    return model
+
+
+def export_merged(tuned: Tuned, out: Path) -> Path:
+    model = merged_model(tuned)
+    with atomic.atomic_dir(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tuned.tokenizer.save_pretrained(tmp)  # with the chat template used in training
+    return out
+
+
+def _permute(w: torch.Tensor, heads: int) -> torch.Tensor:
+    # llama.cpp stores Q and K rotary halves interleaved; transformers undoes this when it reads GGUF.
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def export_gguf(tuned: Tuned, out: Path, kind: str = "q8_0") -> Path:
+    import gguf
+    import numpy as np
+
+    if kind not in GGUF_TYPES:
+        raise TailoredError(f"--gguf-type {kind}: use one of {', '.join(GGUF_TYPES)}")
+    from tailored.models import resolve_base
+
+    source = resolve_base(tuned.lineage["base"]["name"])
+    if not source.gguf_file:
+        raise TailoredError(f"GGUF export needs a base that came as GGUF (smollm2-135m); '{source.name}' did not — "
+                            "export --format merged and convert it with llama.cpp's convert_hf_to_gguf.py")
+    reader = gguf.GGUFReader(str(Path(source.path) / source.gguf_file))
+    arch = reader.fields["general.architecture"].contents()
+    if arch != "llama":
+        raise TailoredError(f"GGUF export supports llama-architecture bases; this base is {arch}")
+    model = merged_model(tuned)
+    cfg = model.config
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
+    state = {k: v.detach().float() for k, v in model.state_dict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.atomic_path(out) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), arch)
+        for key, field in reader.fields.items():
+            if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type",
+                                                  "general.quantization_version", "tokenizer.chat_template"):
+                continue
+            main = field.types[0]
+            if main == gguf.GGUFValueType.ARRAY:
+                writer.add_key_value(key, field.contents(), main, sub_type=field.types[-1])
+            else:
+                writer.add_key_value(key, field.contents(), main)
+        writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if kind == "q8_0" else gguf.LlamaFileType.MOSTLY_F16)
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        writer.add_chat_template(tuned.tokenizer.chat_template)  # the run's template, not the base's
+        for hf_name, tensor in state.items():
+            if hf_name == "lm_head.weight" and getattr(cfg, "tie_word_embeddings", False):
+                continue
+            name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+            if name is None:
+                raise TailoredError(f"no GGUF name for tensor {hf_name}")
+            if hf_name.endswith("q_proj.weight"):
+                tensor = _permute(tensor, cfg.num_attention_heads)
+            elif hf_name.endswith("k_proj.weight"):
+                tensor = _permute(tensor, cfg.num_key_value_heads)
+            data = tensor.numpy()
+            if data.ndim == 1:  # norms stay float32, as llama.cpp expects
+                writer.add_tensor(name, data.astype(np.float32))
+            elif kind == "q8_0":
+                writer.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
+                                  raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            else:
+                writer.add_tensor(name, data.astype(np.float16))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    modelfile = [f"FROM ./{out.name}", "PARAMETER temperature 0"]  # greedy, as evaluated
+    modelfile += [f"PARAMETER stop {json.dumps(tuned.tokenizer.eos_token)}"] if tuned.tokenizer.eos_token else []
+    if prompt := tuned.task.get("system_prompt"):
+        modelfile.append(f'SYSTEM """{prompt}"""')
+    atomic.write_text(out.with_name("Modelfile"), "\n".join(modelfile) + "\n")
+    return out
+
+
+def load_export(path: Path, tuned: Tuned):
+    """Read an export back with plain transformers, the way a user's other tools would."""
+    from transformers import AutoModelForCausalLM
+
+    if path.suffix == ".gguf":
+        return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+
+
+def parity(tuned: Tuned, exported, data: str | Path, max_rows: int | None = None) -> Parity:
+    """Held-out answers of the run and of the exported model, generated the same way, compared row by row."""
+    from tailored.data import load_dataset
+    from tailored.evaluation.compare import score
+    from tailored.evaluation.generate import generate
+    from tailored.evaluation.metrics import PRIMARY, task_kind
+
+    rows = load_dataset(data, labels=tuned.labels).examples[:max_rows]
+    prompts, refs = [ex.prompt for ex in rows], [ex.target for ex in rows]
+    budget = min(256, max(len(tuned.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs) + 16)
+    ours = generate(tuned.model, tuned.tokenizer, prompts, budget, 16, tuned.bf16)
+    theirs = generate(exported, tuned.tokenizer, prompts, budget, 16, tuned.bf16)
+    primary = PRIMARY[task_kind(refs, tuned.labels)]
+    same = 100.0 * sum(a == b for a, b in zip(ours, theirs)) / max(len(rows), 1)
+    return Parity(len(rows), same, primary, score(ours, refs, tuned.labels)[0][primary],
+                  score(theirs, refs, tuned.labels)[0][primary])
+
+
+def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, runs_dir: str = "runs",
+           gguf_type: str = "q8_0", check: bool = True, max_rows: int | None = None) -> tuple[Path, Parity | None]:
+    """Write the export, reload it with plain transformers and compare it with the run on held-out rows."""
+    if fmt not in ("merged", "gguf"):
+        raise TailoredError(f"--format {fmt}: use merged or gguf")
+    tuned = load(run, runs_dir)
+    default = tuned.path / "export" / ("merged" if fmt == "merged" else f"{tuned.path.parent.name}-"
+                                       f"{tuned.path.name}.{gguf_type}.gguf")
+    target = Path(out) if out else default
+    if fmt == "gguf" and target.suffix != ".gguf":
+        target = target / default.name
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    if fmt == "merged":
+        export_merged(tuned, target)
+    else:
+        export_gguf(tuned, target, gguf_type)
+    heldout = (tuned.lineage["data"]["heldout"] or {}).get("path")
+    if not check or not heldout or not Path(heldout).exists():
+        return target, None
+    fresh = load(tuned.path, runs_dir)  # merging folded the adapter into the first copy's base weights
+    return target, parity(fresh, load_export(target, fresh), heldout, max_rows)
