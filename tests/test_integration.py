@@ -36,15 +36,57 @@ def test_cached_base_matches_the_gguf_exactly():
         assert torch.equal(direct(ids).logits, cached(ids).logits)
 
 
-def test_smollm2_trains_a_few_steps_and_evaluates(tmp_path):
-    run = tailored.train(EXAMPLES / "support.jsonl", TrainConfig(max_steps=3, batch_size=4), DataConfig(),
-                         EvalConfig(max_rows=4, max_new_tokens=16), RunConfig(runs_dir=str(tmp_path)), quiet=True)
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """SmolLM2 trained 12 steps on the support example: enough for its answers to move away from the base."""
+    runs = tmp_path_factory.mktemp("runs")
+    return tailored.train(EXAMPLES / "support.jsonl", TrainConfig(max_steps=12, batch_size=8), DataConfig(),
+                          EvalConfig(max_rows=4, max_new_tokens=16, forgetting=False), RunConfig(runs_dir=str(runs)),
+                          quiet=True)
+
+
+def test_smollm2_trains_a_few_steps_and_evaluates(short_run):
+    run = short_run
     metrics = json.loads((run.path / "metrics.json").read_text())
-    assert metrics["train"]["steps"] == 3
+    assert metrics["train"]["steps"] == 12
     assert metrics["eval"]["on"] == "held-out" and len(metrics["eval"]["rows"]) == 4
+    assert (run.path / "report.html").exists()
     losses = [h["train_loss"] for h in json.loads((run.path / "history.json").read_text()) if "train_loss" in h]
-    assert len(losses) == 3 and all(0 < x < 10 for x in losses)
+    assert len(losses) == 12 and all(0 < x < 10 for x in losses)
     lineage = json.loads((run.path / "run.json").read_text())
     assert lineage["base"]["fingerprint"] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     tuned = tailored.load(run.path)
     assert isinstance(tuned.generate("How do I reset my password?", max_new_tokens=8), str)
+
+
+def test_gguf_export_reloads_and_answers_like_the_run(short_run, tmp_path):
+    import gguf
+
+    from tailored.export import export
+
+    target, parity = export(short_run.path, "gguf", tmp_path, gguf_type="q8_0", max_rows=8)
+    assert target.suffix == ".gguf" and (tmp_path / "Modelfile").exists()
+    assert parity.rows == 8 and parity.same_output >= 95.0, str(parity)
+    template = gguf.GGUFReader(str(target)).fields["tokenizer.chat_template"].contents()
+    assert template == tailored.load(short_run.path).tokenizer.chat_template
+    # the parity is with the tuned model, not the base: the run's answers moved away from the base's
+    rows = json.loads((short_run.path / "metrics.json").read_text())["eval"]["rows"]
+    assert any(r["base"] != r["tuned"] for r in rows)
+
+
+def test_server_answers_with_the_real_model(short_run):
+    from tests.test_server import Server
+
+    server = Server(short_run.path.parent.parent, runs=[f"{short_run.path.parent.name}"])
+    try:
+        client = server.client()
+        name = short_run.path.parent.name
+        reply = client.chat.completions.create(model=name, max_tokens=24,
+                                               messages=[{"role": "user", "content": "How do I reset my password?"}])
+        expected = tailored.load(short_run.path).generate("How do I reset my password?", max_new_tokens=24)
+        assert reply.choices[0].message.content.strip() == expected
+        streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model=name, max_tokens=24, stream=True, messages=[{"role": "user", "content": "How do I reset my password?"}]))
+        assert streamed.strip() == expected
+    finally:
+        server.stop()

@@ -88,3 +88,18 @@ def test_label_report_has_both_confusion_matrices():
                   "base_ci": {"accuracy": [20.0, 80.0]}, "tuned_ci": {"accuracy": [62.5, 100.0]}}
     page = report.render("t", comparison, [], None, None, None)
     assert page.count("data:image/png;base64,") == 3 and "87.5" in page and "[62.5–100.0]" in page
+
+
+def test_eval_gate_sets_the_exit_code_and_writes_a_report(trained_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from tailored.cli import app
+
+    common = ["eval", str(trained_run.path), "--max-new-tokens", "4", "--no-forgetting"]
+    ok = CliRunner().invoke(app, common + ["--fail-if-worse", "--report", str(tmp_path / "r.html")])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "r.html").exists()
+    failed = CliRunner().invoke(app, common + ["--min", "exact_match=101"])
+    assert failed.exit_code == 1 and "gate failed" in failed.output
+    missing = CliRunner().invoke(app, common + ["--slice-by", "nope"])
+    assert missing.exit_code == 1 and "segment" in missing.output

@@ -32,14 +32,14 @@ def runs_dir(tiny_base, tmp_path_factory):
 
 
 class Server:
-    def __init__(self, runs_dir, **overrides):
+    def __init__(self, runs_dir, runs=("yes",), **overrides):
         import uvicorn
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         cfg = ServerConfig(runs_dir=str(runs_dir), api_key=KEY, port=self.port, **overrides)
-        self.app, self.pool = build(["yes"], cfg)
+        self.app, self.pool = build(list(runs), cfg)
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="error"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

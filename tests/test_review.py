@@ -1,0 +1,59 @@
+"""Slices, memorisation, forgetting and the gate, on hand-made rows with hand-computed answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tailored.evaluation import review
+from tailored.evaluation.compare import score
+from tailored.errors import TailoredError
+
+
+def row(expected, tuned, segment="a", base="x", line=1):
+    return {"line": line, "prompt": "p", "expected": expected, "base": base, "tuned": tuned,
+            "extra": {"segment": segment}}
+
+
+def test_slices_flag_only_judgeable_slices_far_below_overall():
+    rows = [row("yes", "yes", "a") for _ in range(10)] + [row("yes", "no", "b") for _ in range(10)] + \
+        [row("yes", "no", "c")]
+    out = review.slices(rows, "segment", lambda p, r: score(p, r, None), "exact_match", 50.0, 10.0, 5)
+    a, b, c = (out["slices"][k] for k in "abc")
+    assert (a["rows"], a["tuned"]["exact_match"], a["flagged"]) == (10, 100.0, False)
+    assert (b["tuned"]["exact_match"], b["flagged"], b["too_small"]) == (0.0, True, False)
+    assert (c["rows"], c["flagged"], c["too_small"]) == (1, False, True)  # 0% but one row: not judged
+
+
+def test_memorisation_counts_verbatim_near_and_wrong_copies():
+    train = ["You can cancel any time in Settings then Billing then Cancel plan and keep every note you wrote",
+             "Reset your password from the login page"]
+    rows = [
+        row("Reset your password from the login page", "reset your password from the login page"),  # verbatim, right
+        row("Open Settings and pick Export", "Reset your password from the login page"),  # verbatim, wrong
+        row("Something else entirely here", "Sure: you can cancel any time in Settings then Billing then Cancel "
+                                            "plan and keep every note"),  # 12+ shared words, wrong
+        row("Open the app", "Open the app"),  # original
+    ]
+    out = review.memorisation(rows, train)
+    assert (out["verbatim"], out["near"], out["wrong_copies"]) == (2, 1, 2)
+    assert out["verbatim_share"] == 50.0 and out["wrong_copy_share"] == 50.0
+    assert out["warning"] and [e["verbatim"] for e in out["examples"]] == [True, False]
+
+
+def test_forgetting_counts_drastic_changes():
+    out = review.forgetting(["Paris is the capital.", "Sleep well, keep a routine.", "A noun names a thing."],
+                            ["Paris is the capital.", "Go to Settings → Billing.", "A noun names a thing or person."],
+                            prompts=["a", "b", "c"])
+    assert out["changed"] == 1 and out["examples"][0]["prompt"] == "b"
+
+
+def test_gate_fails_only_beyond_the_interval_and_under_floors():
+    base, tuned = {"rouge_l": 50.0, "confusion": {}}, {"rouge_l": 45.0, "exact_match": 10.0}
+    assert review.gate("rouge_l", base, tuned, {"rouge_l": (40.0, 52.0)}, True, {})["passed"]  # within noise
+    worse = review.gate("rouge_l", base, tuned, {"rouge_l": (40.0, 48.0)}, True, {})
+    assert not worse["passed"] and "worse than the base" in worse["failures"][0]
+    assert review.gate("rouge_l", base, tuned, {"rouge_l": (40.0, 48.0)}, False, {})["passed"]
+    floors = review.gate("rouge_l", base, tuned, {}, False, {"exact_match": 20.0, "nope": 1.0})
+    assert len(floors["failures"]) == 2 and "under the floor 20" in floors["failures"][0]
+    with pytest.raises(TailoredError):
+        review.parse_floors(["rouge_l:5"])
