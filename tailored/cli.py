@@ -206,7 +206,7 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
 def export(run: str = typer.Argument(..., help="Run folder or name."),
            format: str = typer.Option("merged", "--format", help="merged (HF safetensors folder) or gguf."),
            out: Optional[Path] = typer.Option(None, help="Where to write. Default: RUN/export/."),
-           gguf_type: str = typer.Option("q8_0", help="GGUF weight type: q8_0 or f16."),
+           gguf_type: str = typer.Option("f16", help="GGUF weight type: f16 (answers match the run) or q8_0 (half the size; check the parity it prints)."),
            check: bool = typer.Option(True, help="Reload the export and compare it with the run on held-out rows."),
            max_rows: Optional[int] = typer.Option(None, help="Compare on at most this many held-out rows."),
            runs_dir: str = typer.Option("runs", help="Folder that holds all runs.")) -> None:

@@ -56,7 +56,7 @@ def _permute(w: torch.Tensor, heads: int) -> torch.Tensor:
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def export_gguf(tuned: Tuned, out: Path, kind: str = "q8_0") -> Path:
+def export_gguf(tuned: Tuned, out: Path, kind: str = "f16") -> Path:
     import gguf
     import numpy as np
 
@@ -140,8 +140,10 @@ def parity(tuned: Tuned, exported, data: str | Path, max_rows: int | None = None
     rows = load_dataset(data, labels=tuned.labels).examples[:max_rows]
     prompts, refs = [ex.prompt for ex in rows], [ex.target for ex in rows]
     budget = min(256, max(len(tuned.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs) + 16)
-    ours = generate(tuned.model, tuned.tokenizer, prompts, budget, 16, tuned.bf16)
-    theirs = generate(exported, tuned.tokenizer, prompts, budget, 16, tuned.bf16)
+    # fp32 on both sides: bf16 autocast rounds a merged weight differently from base and adapter
+    # computed apart, and on uncertain answers that alone flips greedy choices; parity is about the export.
+    ours = generate(tuned.model, tuned.tokenizer, prompts, budget, 16, bf16=False)
+    theirs = generate(exported, tuned.tokenizer, prompts, budget, 16, bf16=False)
     primary = PRIMARY[task_kind(refs, tuned.labels)]
     same = 100.0 * sum(a == b for a, b in zip(ours, theirs)) / max(len(rows), 1)
     return Parity(len(rows), same, primary, score(ours, refs, tuned.labels)[0][primary],
@@ -149,7 +151,7 @@ def parity(tuned: Tuned, exported, data: str | Path, max_rows: int | None = None
 
 
 def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, runs_dir: str = "runs",
-           gguf_type: str = "q8_0", check: bool = True, max_rows: int | None = None) -> tuple[Path, Parity | None]:
+           gguf_type: str = "f16", check: bool = True, max_rows: int | None = None) -> tuple[Path, Parity | None]:
     """Write the export, reload it with plain transformers and compare it with the run on held-out rows."""
     if fmt not in ("merged", "gguf"):
         raise TailoredError(f"--format {fmt}: use merged or gguf")

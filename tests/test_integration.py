@@ -64,7 +64,7 @@ def test_gguf_export_reloads_and_answers_like_the_run(short_run, tmp_path):
 
     from tailored.export import export
 
-    target, parity = export(short_run.path, "gguf", tmp_path, gguf_type="q8_0", max_rows=8)
+    target, parity = export(short_run.path, "gguf", tmp_path, gguf_type="f16", max_rows=8)
     assert target.suffix == ".gguf" and (tmp_path / "Modelfile").exists()
     assert parity.rows == 8 and parity.same_output >= 95.0, str(parity)
     template = gguf.GGUFReader(str(target)).fields["tokenizer.chat_template"].contents()
