@@ -57,3 +57,14 @@ def test_gate_fails_only_beyond_the_interval_and_under_floors():
     assert len(floors["failures"]) == 2 and "under the floor 20" in floors["failures"][0]
     with pytest.raises(TailoredError):
         review.parse_floors(["rouge_l:5"])
+
+
+def test_metric_override_changes_the_primary_and_refuses_unknown_names():
+    from tailored.evaluation.compare import Comparison
+    from tailored.evaluation.evidence import choose_primary
+
+    c = Comparison("rouge_l", {"rouge_l": 10.0, "token_f1": 20.0}, {"rouge_l": 30.0, "token_f1": 25.0}, [], 8, 1.0)
+    choose_primary(c, "token_f1")
+    assert c.primary == "token_f1" and c.gain == 5.0
+    with pytest.raises(TailoredError, match="use one of rouge_l, token_f1"):
+        choose_primary(c, "bleu")

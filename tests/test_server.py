@@ -165,3 +165,14 @@ def test_merged_export_loads_in_plain_transformers_and_answers_the_same(runs_dir
     assert tok.chat_template == load("yes", runs_dir).tokenizer.chat_template
     prompts = [[{"role": "user", "content": f"question number {i} please"}] for i in range(900, 910)]
     assert generate(model, tok, prompts, 4) == generate(load("yes", runs_dir).model, tok, prompts, 4) == ["yes"] * 10
+
+
+def test_adapters_are_evicted_least_recently_used_and_reload_correctly(runs_dir):
+    s = Server(runs_dir, max_adapters=1)
+    try:
+        client = s.client()
+        answers = [ask(client, name).choices[0].message.content for name in ("yes", "no", "yes", "no")]
+        assert answers == ["yes", "no", "yes", "no"]
+        assert list(s.pool.adapters) == ["no/v1"]  # only the most recent stays loaded
+    finally:
+        s.stop()

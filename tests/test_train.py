@@ -141,3 +141,27 @@ def test_explain_prints_the_choices_and_trains_nothing(tiny_base, tmp_path):
     assert result.exit_code == 0, result.output
     assert "epochs = 10: 108 training examples" in result.output and "learning_rate = 0.001" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_micro_batches_give_the_same_update_with_less_at_once(tiny_base):
+    import torch
+
+    from tailored.training.batches import micro_batches
+
+    runs = []
+    for budget in (0, 60):
+        cfg = TrainConfig(base=str(tiny_base), epochs=1, learning_rate=5e-3, batch_size=8, bf16=False, seed=3,
+                          micro_batch_tokens=budget)
+        tok, model = fresh(tiny_base, cfg)
+        rows = [{"prompt": "question " * (1 + i % 5) + str(i), "completion": "yes"} for i in range(24)]
+        data = encoded(tok, rows)
+        if budget:
+            chunks = micro_batches(data[:8], budget)
+            assert len(chunks) > 1 and all(len(c) == 1 or max(len(e.input_ids) for e in c) * len(c) <= budget
+                                           for c in chunks)
+        result, best = lora.fit(model, data, [], cfg, tok.pad_token_id)
+        runs.append(([h["train_loss"] for h in result.history], best, result.trained_tokens))
+    (loss_a, best_a, tokens_a), (loss_b, best_b, tokens_b) = runs
+    assert tokens_a == tokens_b
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    assert all(torch.allclose(best_a[k], best_b[k], atol=1e-6) for k in best_a)

@@ -50,6 +50,19 @@ def warmup_cosine(total_steps: int, warmup_ratio: float):
     return multiplier
 
 
+def micro_batches(examples: list[Encoded], budget: int | None) -> list[list[Encoded]]:
+    """Split a batch into runs of examples whose padded size (rows x longest) stays within `budget` tokens."""
+    if not budget:
+        return [examples]
+    chunks: list[list[Encoded]] = [[]]
+    for e in sorted(examples, key=lambda e: len(e.input_ids)):
+        longest = max([len(e.input_ids)] + [len(x.input_ids) for x in chunks[-1]])
+        if chunks[-1] and longest * (len(chunks[-1]) + 1) > budget:
+            chunks.append([])
+        chunks[-1].append(e)
+    return chunks
+
+
 def collate(examples: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded tensors; padding is masked out of attention and loss."""
     width = max(len(e.input_ids) for e in examples)

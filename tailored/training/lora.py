@@ -15,7 +15,9 @@ from tailored.atomic import atomic_dir
 from tailored.config import TrainConfig
 from tailored.data.encode import Encoded
 from tailored.training import checkpoint
-from tailored.training.batches import collate, length_grouped_batches, seed_everything, token_loss, warmup_cosine
+from tailored.data.encode import IGNORE
+from tailored.training.batches import (collate, length_grouped_batches, micro_batches, seed_everything, token_loss,
+                                       warmup_cosine)
 
 Report = Callable[[dict], None]
 
@@ -138,18 +140,24 @@ def fit(
             if epoch == start_epoch and index < skip:
                 continue  # already trained before the interruption
             model.train()
-            batch = {k: v.to(device) for k, v in collate([train[i] for i in batch_ids], pad_id).items()}
-            with autocast(device, bf16):
-                loss_sum, n_tokens = token_loss(model, batch)
-            loss = loss_sum / max(n_tokens, 1)
-            loss.backward()
+            examples = [train[i] for i in batch_ids]
+            n_tokens = max(1, sum(sum(1 for t in e.labels[1:] if t != IGNORE) for e in examples))
+            loss = torch.zeros(())
+            # A long batch runs as several micro-batches with summed gradients: the same update, with
+            # activation memory bounded by `micro_batch_tokens` instead of the batch's size.
+            for chunk in micro_batches(examples, cfg.micro_batch_tokens):
+                batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
+                with autocast(device, bf16):
+                    loss_sum, _ = token_loss(model, batch)
+                (loss_sum / n_tokens).backward()
+                loss += loss_sum.detach().float().cpu() / n_tokens
+                result.trained_tokens += int(batch["attention_mask"].sum())
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
             checkpoint._test_hook("step", step)
-            result.trained_tokens += int(batch["attention_mask"].sum())
             entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": loss.item(),
                      "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
             result.history.append(entry)
