@@ -77,7 +77,8 @@ class TrainConfig:
     lora_rank: int = _help("LoRA rank on every linear layer.", default=16)
     lora_alpha: int | None = _help("LoRA scaling numerator. Default: twice the rank.", default=None)
     lora_dropout: float = _help("Dropout on the LoRA input; 0 keeps runs deterministic and fast.", default=0.0)
-    batch_size: int = _help("Examples per optimizer step (grouped by length to save padding).", default=8)
+    batch_size: int | None = _help("Examples per optimizer step (grouped by length to save padding). Default: 8, "
+                                   "fewer for tiny data sets so an epoch still has ~10 steps.", default=None)
     patience: int = _help("Stop after this many validations without a better validation loss.", default=3)
     evals_per_epoch: int = _help("Validations per epoch; the best one is kept.", default=2)
     warmup_ratio: float = _help("Share of steps spent warming the learning rate up.", default=0.05)
@@ -105,7 +106,7 @@ class TrainConfig:
             problems.append(f"lora_rank={self.lora_rank} must be at least 1")
         if not 0 <= self.lora_dropout < 1:
             problems.append(f"lora_dropout={self.lora_dropout} must be in [0, 1)")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             problems.append(f"batch_size={self.batch_size} must be at least 1")
         if self.patience < 1:
             problems.append(f"patience={self.patience} must be at least 1")

@@ -165,3 +165,17 @@ def test_micro_batches_give_the_same_update_with_less_at_once(tiny_base):
     assert tokens_a == tokens_b
     assert loss_a == pytest.approx(loss_b, rel=1e-5)
     assert all(torch.allclose(best_a[k], best_b[k], atol=1e-6) for k in best_a)
+
+
+def test_automatic_settings_follow_the_data_and_say_why():
+    from tailored.training import defaults
+
+    assert [defaults.choose_batch_size(n)[0] for n in (5, 20, 79, 80, 5000)] == [1, 2, 7, 8, 8]
+    assert [defaults.choose_epochs(n)[0] for n in (20, 297, 999, 50_000)] == [10, 4, 2, 1]
+    assert defaults.choose_learning_rate(135_000_000)[0] == 1e-3
+    assert defaults.choose_learning_rate(3_000_000_000)[0] == 2e-4
+    assert defaults.choose_learning_rate(135_000_000, method="full")[0] == 5e-5
+    train, data, reasons = defaults.resolve(TrainConfig(epochs=2), DataConfig(), 40, 100, 135_000_000, 8192)
+    assert (train.epochs, train.batch_size, train.learning_rate, data.max_length) == (2, 4, 1e-3, 100)
+    assert reasons["epochs"] == "set by you" and "10 steps per epoch" in reasons["batch_size"]
+    assert set(reasons) >= {"epochs", "learning_rate", "lora_rank", "lora_alpha", "batch_size", "max_length"}

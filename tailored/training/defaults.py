@@ -8,7 +8,10 @@ The rules (also in the README):
   adapters learn slowly at the usual 2e-4 within the few hundred steps a small data set gives.
   Full fine-tuning moves every weight, so it takes 5e-5; an encoder classifier takes 2e-4 (its new
   head starts from random and the encoder is small).
-- LoRA alpha: twice the rank (the common scaling).
+- LoRA alpha: twice the rank (the common scaling). The rank itself is fixed at 16 (not derived
+  from the data): enough for a task of a few thousand examples, a few MB of adapter.
+- batch size: 8, or n/10 (at least 1) below 80 examples, so a tiny data set still gets ~10
+  optimizer steps per epoch instead of two or three.
 - max length: the longest example, capped at 2,048 and the base's context; longer rows are never cut.
 """
 
@@ -26,6 +29,13 @@ def choose_epochs(n_train: int) -> tuple[int, str]:
     epochs = min(10, max(1, math.ceil(TARGET_EXAMPLES_SEEN / max(n_train, 1))))
     return epochs, (f"{n_train} training examples: {epochs} epoch(s) shows the model ~{epochs * n_train} examples "
                     f"(aim ~{TARGET_EXAMPLES_SEEN}, 1–10 epochs); early stopping keeps the best point")
+
+
+def choose_batch_size(n_train: int) -> tuple[int, str]:
+    batch = 8 if n_train >= 80 else max(1, n_train // 10)
+    steps = math.ceil(n_train / batch)
+    return batch, (f"{n_train} training examples: batches of {batch} give {steps} steps per epoch (8 at most, "
+                   "~10 steps at least), grouped by length to avoid padding")
 
 
 def choose_learning_rate(n_params: int, method: str = "lora", task: str = "generate") -> tuple[float, str]:
@@ -64,5 +74,9 @@ def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_
         reasons["max_length"] = f"longest example is {longest} tokens; cap is {cap}"
     else:
         reasons["max_length"] = "set by you"
-    reasons["batch_size"] = f"{train.batch_size} examples per step, grouped by length to avoid padding"
+    if train.batch_size is None:
+        batch, reasons["batch_size"] = choose_batch_size(n_train)
+        train = replace(train, batch_size=batch)
+    else:
+        reasons["batch_size"] = "set by you"
     return train, data, reasons
