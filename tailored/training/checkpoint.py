@@ -90,3 +90,27 @@ def load(path: Path, model, optimizer, scheduler) -> tuple[dict, dict[str, torch
     set_rng_state(state["rng"])
     progress = json.loads((path / "progress.json").read_text(encoding="utf-8"))
     return progress, load_file(str(path / "best.safetensors"))
+
+
+def save_progress(folder: Path, model, optimizer, scheduler, result, best: dict[str, torch.Tensor], step: int,
+                  next_batch: tuple[int, int], bad_evals: int) -> Path:
+    """A checkpoint of a training loop: where the next batch is (epoch, index) and the run so far."""
+    return save(folder, step, model, optimizer, scheduler,
+                {"step": step, "epoch_index": next_batch[0], "batch_index": next_batch[1], "bad_evals": bad_evals,
+                 "history": result.history, "best_valid_loss": result.best_valid_loss,
+                 "best_step": result.best_step, "trained_tokens": result.trained_tokens}, best)
+
+
+def resume(folder: Path, model, optimizer, scheduler, result):
+    """Restore the newest complete checkpoint into the live objects and `result` (a FitResult).
+
+    Returns ((step, epoch_index, batch_index, bad_evals), best weights), or None when there is none.
+    """
+    found = complete(folder)
+    if not found:
+        return None
+    saved, best = load(found[-1], model, optimizer, scheduler)
+    result.history, result.best_valid_loss, result.best_step = saved["history"], saved["best_valid_loss"], \
+        saved["best_step"]
+    result.trained_tokens, result.resumed_from = saved["trained_tokens"], saved["step"]
+    return (saved["step"], saved["epoch_index"], saved["batch_index"], saved["bad_evals"]), best

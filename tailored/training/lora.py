@@ -117,12 +117,9 @@ def fit(
 
     result = FitResult()
     bad_evals, step, start_epoch, skip = 0, 0, 0, 0
-    found = checkpoint.complete(checkpoint_dir) if checkpoint_dir else []
-    if found:  # resume: every piece of state comes back, so the run continues as if never stopped
-        saved, best_state = checkpoint.load(found[-1], model, optimizer, scheduler)
-        step, start_epoch, skip, bad_evals = saved["step"], saved["epoch_index"], saved["batch_index"], saved["bad_evals"]
-        result.history, result.best_valid_loss, result.best_step = saved["history"], saved["best_valid_loss"], saved["best_step"]
-        result.trained_tokens, result.resumed_from = saved["trained_tokens"], step
+    resumed = checkpoint.resume(checkpoint_dir, model, optimizer, scheduler, result) if checkpoint_dir else None
+    if resumed:  # every piece of state comes back, so the run continues as if never stopped
+        (step, start_epoch, skip, bad_evals), best_state = resumed
     else:
         best_state = checkpoint.trainable_state(model)
         if valid:
@@ -178,12 +175,9 @@ def fit(
                 if on_val_report:
                     on_val_report({"step": step, "valid_loss": valid_loss, "improved": improved})
             if checkpoint_dir and (evaluated or epoch_end) and not last_step:
-                position = {"epoch_index": epoch + 1, "batch_index": 0} if epoch_end else \
-                    {"epoch_index": epoch, "batch_index": index + 1}
-                checkpoint.save(checkpoint_dir, step, model, optimizer, scheduler,
-                                {"step": step, **position, "bad_evals": bad_evals, "history": result.history,
-                                 "best_valid_loss": result.best_valid_loss, "best_step": result.best_step,
-                                 "trained_tokens": result.trained_tokens}, best_state)
+                next_batch = (epoch + 1, 0) if epoch_end else (epoch, index + 1)
+                checkpoint.save_progress(checkpoint_dir, model, optimizer, scheduler, result, best_state, step,
+                                         next_batch, bad_evals)
             if bad_evals >= cfg.patience:
                 result.stopped_early = True
                 break
