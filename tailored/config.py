@@ -157,14 +157,12 @@ class EvalConfig:
             problems.append(f"max_rows={self.max_rows} must be at least 1")
         if self.min_slice < 1:
             problems.append(f"min_slice={self.min_slice} must be at least 1")
-        for item in self.min or []:
-            metric, sep, value = item.partition("=")
-            try:
-                float(value)
-            except ValueError:
-                sep = ""
-            if not sep or not metric:
-                problems.append(f"min={item!r}; use METRIC=VALUE, e.g. rouge_l=60")
+        try:
+            from tailored.evaluation.review import parse_floors
+
+            parse_floors(self.min)
+        except TailoredError as e:
+            problems.append(str(e))
         _check(problems, "evaluation")
 
 

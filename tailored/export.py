@@ -130,23 +130,35 @@ def load_export(path: Path, tuned: Tuned):
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
 
 
-def parity(tuned: Tuned, exported, data: str | Path, max_rows: int | None = None) -> Parity:
-    """Held-out answers of the run and of the exported model, generated the same way, compared row by row."""
+def heldout_answers(tuned: Tuned, data: str | Path, max_rows: int | None = None):
+    """The run's own greedy answers to held-out rows: (prompts, references, token budget, answers).
+
+    Taken before exporting, since merging folds the adapter into the loaded base weights.
+    """
+    from tailored.config import EvalConfig
     from tailored.data import load_dataset
+    from tailored.evaluation.compare import answer_budget
+    from tailored.evaluation.generate import generate
+
+    rows = load_dataset(data, labels=tuned.labels).examples[:max_rows]
+    prompts, refs = [ex.prompt for ex in rows], [ex.target for ex in rows]
+    budget = answer_budget(tuned.tokenizer, refs, EvalConfig())
+    # fp32 on both sides: bf16 autocast rounds a merged weight differently from base and adapter
+    # computed apart, and on uncertain answers that alone flips greedy choices; parity is about the export.
+    return prompts, refs, budget, generate(tuned.model, tuned.tokenizer, prompts, budget, 16, bf16=False)
+
+
+def parity(tuned: Tuned, exported, reference) -> Parity:
+    """The exported model's answers to the same rows, generated the same way, compared row by row."""
     from tailored.evaluation.compare import score
     from tailored.evaluation.generate import generate
     from tailored.evaluation.metrics import PRIMARY, task_kind
 
-    rows = load_dataset(data, labels=tuned.labels).examples[:max_rows]
-    prompts, refs = [ex.prompt for ex in rows], [ex.target for ex in rows]
-    budget = min(256, max(len(tuned.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs) + 16)
-    # fp32 on both sides: bf16 autocast rounds a merged weight differently from base and adapter
-    # computed apart, and on uncertain answers that alone flips greedy choices; parity is about the export.
-    ours = generate(tuned.model, tuned.tokenizer, prompts, budget, 16, bf16=False)
+    prompts, refs, budget, ours = reference
     theirs = generate(exported, tuned.tokenizer, prompts, budget, 16, bf16=False)
     primary = PRIMARY[task_kind(refs, tuned.labels)]
-    same = 100.0 * sum(a == b for a, b in zip(ours, theirs)) / max(len(rows), 1)
-    return Parity(len(rows), same, primary, score(ours, refs, tuned.labels)[0][primary],
+    same = 100.0 * sum(a == b for a, b in zip(ours, theirs)) / max(len(refs), 1)
+    return Parity(len(refs), same, primary, score(ours, refs, tuned.labels)[0][primary],
                   score(theirs, refs, tuned.labels)[0][primary])
 
 
@@ -155,20 +167,20 @@ def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, 
     """Write the export, reload it with plain transformers and compare it with the run on held-out rows."""
     if fmt not in ("merged", "gguf"):
         raise TailoredError(f"--format {fmt}: use merged or gguf")
+    if gguf_type not in GGUF_TYPES:  # checked here too so a typo fails before the held-out answers are generated
+        raise TailoredError(f"--gguf-type {gguf_type}: use one of {', '.join(GGUF_TYPES)}")
     tuned = load(run, runs_dir)
     default = tuned.path / "export" / ("merged" if fmt == "merged" else f"{tuned.path.parent.name}-"
                                        f"{tuned.path.name}.{gguf_type}.gguf")
     target = Path(out) if out else default
     if fmt == "gguf" and target.suffix != ".gguf":
         target = target / default.name
+    heldout = (tuned.lineage["data"]["heldout"] or {}).get("path")
+    reference = heldout_answers(tuned, heldout, max_rows) if check and heldout and Path(heldout).exists() else None
     if target.exists():
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     if fmt == "merged":
         export_merged(tuned, target)
     else:
         export_gguf(tuned, target, gguf_type)
-    heldout = (tuned.lineage["data"]["heldout"] or {}).get("path")
-    if not check or not heldout or not Path(heldout).exists():
-        return target, None
-    fresh = load(tuned.path, runs_dir)  # merging folded the adapter into the first copy's base weights
-    return target, parity(fresh, load_export(target, fresh), heldout, max_rows)
+    return target, parity(tuned, load_export(target, tuned), reference) if reference else None

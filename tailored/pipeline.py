@@ -184,7 +184,8 @@ def train(
     if not resume_dir:  # a resumed run keeps the lineage and reasons it started with
         atomic.write_json(run_dir / "run.json", lineage)
         atomic.write_json(run_dir / "config.json", saved)
-    atomic.write_json(run_dir / "check.json", report(prep, profile))
+    check_report = report(prep, profile)
+    atomic.write_json(run_dir / "check.json", check_report)
     console.print(f"[bold]run[/bold] {run_dir}")
 
     trainer = classifier if classify else lora
@@ -219,30 +220,36 @@ def train(
     if metrics["overfitting"]:
         console.print(f"[yellow]warning overfitting: {escape(metrics['overfitting']['message'])}[/yellow]")
 
-    if run_cfg.evaluate:
-        rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")
-        base_model = load_causal_lm(base) if rows and train_cfg.method == "full" and not classify else None
-        if rows and classify:
-            comparison = compare_classifier(model, tokenizer, rows, prep.train_examples, prep.train.labels,
-                                            eval_cfg, bf16)
-        elif rows:
-            comparison = compare(model, tokenizer, rows, prep.train.labels, eval_cfg, bf16, base_model)
-        if rows:
-            gather(comparison, eval_cfg, prep.train.labels, [ex.target for ex in prep.train_examples],
-                   None if classify else model, tokenizer, rows, bf16, base_model)
-            metrics["eval"] = {**comparison.to_dict(), "on": where}
-            print_comparison(comparison, console, eval_cfg.samples, where)
-            print_evidence(comparison.review, console)
+    rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")
+    if run_cfg.evaluate and rows:
+        base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
+        comparison = _compare(model, tokenizer, rows, prep.train_examples, prep.train.labels, eval_cfg, bf16,
+                              classify, base_model)
+        metrics["eval"] = {**comparison.to_dict(), "on": where}
+        print_comparison(comparison, console, eval_cfg.samples, where)
+        print_evidence(comparison.review, console)
     atomic.write_json(run_dir / "metrics.json", metrics)
     for target in [run_dir / "report.html"] + ([Path(eval_cfg.report)] if eval_cfg.report else []):
+        # config and lineage from disk: a resumed run keeps the ones it started with
         html_report.write(target, f"{run_dir.parent.name} {run_dir.name}", metrics.get("eval"), result.history,
-                     read_json(run_dir / "check.json"), read_json(run_dir / "config.json"),
-                     read_json(run_dir / "run.json"))
+                          check_report, read_json(run_dir / "config.json"), read_json(run_dir / "run.json"))
     atomic.write_text(run_dir / COMPLETE, dt.datetime.now(dt.timezone.utc).isoformat() + "\n")
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # only needed to resume an unfinished run
     console.print(f"[bold green]done[/bold green] → {run_dir}   report: {run_dir / 'report.html'}   "
                   f"try: tailor predict {run_dir} \"…\"")
     return Run(run_dir, metrics)
+
+
+def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
+             base_model=None) -> Comparison:
+    """Before vs tuned on `rows`, with the evidence attached; shared by `train` and `evaluate`."""
+    if classify:
+        comparison = compare_classifier(model, tokenizer, rows, train_rows, labels, eval_cfg, bf16)
+    else:
+        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model)
+    gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
+           rows, bf16, base_model)
+    return comparison
 
 
 def _saved_run(path: Path):
@@ -288,18 +295,12 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     train_path = lineage["data"]["train"]["path"]
     train_rows = load_splits(train_path, DataConfig(**saved["data"]), saved["train"]["seed"]).train_examples \
         if Path(train_path).exists() else []  # without it: no baseline for classifiers, no memorisation check
-    base_model = None
-    if tuned.kind == "classify":
-        if not train_rows:
-            raise TailoredError(f"{train_path}: the run's training data is gone; the classifier's baseline needs it")
-        comparison = compare_classifier(tuned.model, tuned.tokenizer, dataset.examples, train_rows, tuned.labels,
-                                        eval_cfg, tuned.bf16)
-    else:
-        base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
-        comparison = compare(tuned.model, tuned.tokenizer, dataset.examples, tuned.labels, eval_cfg, tuned.bf16,
-                             base_model)
-    gather(comparison, eval_cfg, tuned.labels, [ex.target for ex in train_rows],
-           None if tuned.kind == "classify" else tuned.model, tuned.tokenizer, dataset.examples, tuned.bf16, base_model)
+    classify = tuned.kind == "classify"
+    if classify and not train_rows:
+        raise TailoredError(f"{train_path}: the run's training data is gone; the classifier's baseline needs it")
+    base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
+    comparison = _compare(tuned.model, tuned.tokenizer, dataset.examples, train_rows, tuned.labels, eval_cfg,
+                          tuned.bf16, classify, base_model)
     console = _console(quiet)
     print_comparison(comparison, console, eval_cfg.samples)
     print_evidence(comparison.review, console)

@@ -124,5 +124,7 @@ def parse_floors(items: list[str] | None) -> dict[str, float]:
         try:
             floors[metric.strip()] = float(value)
         except ValueError:
-            raise TailoredError(f"--min {item!r}: use METRIC=VALUE, e.g. --min rouge_l=60") from None
+            metric = ""
+        if not metric.strip():
+            raise TailoredError(f"--min {item!r}: use METRIC=VALUE, e.g. --min rouge_l=60")
     return floors

@@ -152,13 +152,14 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
                            "max_tokens", "invalid_request_error", "context_length_exceeded")
         return served, text, prompt_tokens, wanted, stops
 
-    def finish(served, ids: list[int], stops: list[str], limit: int) -> tuple[str, str]:
+    def finish(served, ids: list[int], stops: list[str], limit: int) -> tuple[str, str, bool]:
+        """The reply text, its finish reason, and whether a stop sequence cut it."""
         ended = bool(ids) and ids[-1] in (served.tokenizer.eos_token_id, pool.tokenizer.eos_token_id)
         text = served.tokenizer.decode(ids, skip_special_tokens=True)
         cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
         if cut >= 0:
-            return text[:cut], "stop"
-        return text, "stop" if ended or len(ids) < limit else "length"
+            return text[:cut], "stop", True
+        return text, "stop" if ended or len(ids) < limit else "length", False
 
     def chat_text(req: ChatRequest):
         def text_of(served):
@@ -185,6 +186,8 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         # The slot frees when the worker is done with the job, however the client behaves meanwhile.
         future.add_done_callback(lambda _: release())
         if req.stream:
+            # ends the stream even when the worker fails or skips the job (the streamer's own end never comes)
+            future.add_done_callback(lambda _: loop.call_soon_threadsafe(tokens.put_nowait, None))
             return StreamingResponse(stream(job, tokens, stops, chat, ident, created, req.model),
                                      media_type="text/event-stream")
         try:
@@ -192,7 +195,7 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         except asyncio.CancelledError:
             job.cancelled.set()  # the client went away before its turn: skip the work
             raise
-        content, reason = finish(served, ids, stops, limit)
+        content, reason, _ = finish(served, ids, stops, limit)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(ids), "total_tokens": prompt_tokens + len(ids)}
         choice = {"index": 0, "finish_reason": reason, "logprobs": None}
         choice.update({"message": {"role": "assistant", "content": content}} if chat else {"text": content})
@@ -222,15 +225,15 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
                 if token is None:
                     break
                 ids.append(token)
-                content, reason = finish(served, ids, stops, limit)
-                if reason == "stop" and content != served.tokenizer.decode(ids, skip_special_tokens=True):
+                content, reason, cut = finish(served, ids, stops, limit)
+                if cut:
                     job.cancelled.set()  # a stop sequence appeared: end generation early
                     break
                 safe = len(content) - hold  # hold back what could be the start of a stop sequence
                 if safe > sent:
                     yield event(content[sent:safe])
                     sent = safe
-            content, reason = finish(served, ids, stops, limit)
+            content, reason, _ = finish(served, ids, stops, limit)
             if len(content) > sent:
                 yield event(content[sent:])
             yield event(None, reason)

@@ -61,7 +61,6 @@ class Pool:
         self.bf16 = use_bf16(TrainConfig(), device_of(self.model))
         self.adapters: OrderedDict[str, Served] = OrderedDict()
         self.jobs: queue.Queue[Job] = queue.Queue()
-        self.generated_tokens = 0
         self._worker = threading.Thread(target=self._work, name="tailored-generate", daemon=True)
         self._worker.start()
         for path in preload:
@@ -144,39 +143,39 @@ class Pool:
             self.jobs.put(job)
         return batch
 
-    def _work(self) -> None:
+    def _generate(self, served: Served, jobs: list[Job]) -> None:
+        """One batched generation for `jobs` (a streaming job always runs alone); results go to their futures."""
         import contextlib
 
         from transformers import StoppingCriteria, StoppingCriteriaList
 
+        streamer = stop = None
+        if jobs[0].on_token is not None:
+            job = jobs[0]
+            streamer = _Streamer(job.on_token)
+
+            class Cancelled(StoppingCriteria):
+                def __call__(self, input_ids, scores, **kwargs):
+                    return job.cancelled.is_set()
+
+            stop = StoppingCriteriaList([Cancelled()])
+        adapter_off = self.model.disable_adapter() if not served.key and hasattr(self.model, "peft_config") \
+            else contextlib.nullcontext()
+        with adapter_off:
+            ids = generate_ids(self.model, served.tokenizer, [j.text for j in jobs], [j.max_tokens for j in jobs],
+                               len(jobs), self.bf16, streamer, stop)
+        for job, row in zip(jobs, ids):
+            job.future.set_result(row)
+
+    def _work(self) -> None:
         while True:
             batch = self._batch(self.jobs.get())
             live = [j for j in batch if not j.cancelled.is_set()]
             try:
                 self._activate(batch[0].served)
-                live = [j for j in live if j.max_tokens > 0]
-                if not live:
-                    for job in batch:
-                        job.future.set_result([])
-                    continue
-                streamer = stop = None
-                if live[0].on_token is not None:
-                    job = live[0]
-                    streamer = _Streamer(job.on_token)
-
-                    class Cancelled(StoppingCriteria):
-                        def __call__(self, input_ids, scores, **kwargs):
-                            return job.cancelled.is_set()
-
-                    stop = StoppingCriteriaList([Cancelled()])
-                adapter_off = self.model.disable_adapter() if not batch[0].served.key and \
-                    hasattr(self.model, "peft_config") else contextlib.nullcontext()
-                with adapter_off:
-                    ids = generate_ids(self.model, batch[0].served.tokenizer, [j.text for j in live],
-                                       [j.max_tokens for j in live], len(live), self.bf16, streamer, stop)
-                self.generated_tokens += sum(len(r) for r in ids)
-                for job, row in zip(live, ids):
-                    job.future.set_result(row)
+                live = [j for j in live if j.max_tokens > 0]  # a zero-token job only loads its adapter
+                if live:
+                    self._generate(batch[0].served, live)
                 for job in batch:
                     if not job.future.done():
                         job.future.set_result([])
