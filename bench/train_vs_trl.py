@@ -166,16 +166,17 @@ def main() -> None:
             by[r["name"]] = r
     ours = by["tailored"]
     trls = [r for n, r in by.items() if n.startswith("trl")]
-    fastest = max(trls, key=lambda r: r["tokens_per_second"])
+    fastest = max(trls, key=lambda r: r["tokens_per_second"]) if trls else None
     print(f"\nmachine: {platform.machine()}, 2 threads, torch {torch.__version__}, transformers "
           f"{transformers.__version__}, trl {trl.__version__}; {ours['examples']} examples of "
           f"{ours['min_tokens']}–{ours['max_tokens']} tokens, {ours['real_tokens']} real tokens, {ours['steps']} steps")
-    print(f"tokens/s: tailored / {fastest['name']} (fastest TRL) = "
-          f"{ours['tokens_per_second'] / fastest['tokens_per_second']:.2f}x")
+    if fastest:
+        print(f"tokens/s: tailored / {fastest['name']} (fastest TRL) = "
+              f"{ours['tokens_per_second'] / fastest['tokens_per_second']:.2f}x")
     if "trl-default" in by:
         print(f"tokens/s: tailored / trl-default = {ours['tokens_per_second'] / by['trl-default']['tokens_per_second']:.2f}x")
     for name in ("tailored", "tailored-whole-batch"):
-        if name in by:
+        if name in by and fastest:
             print(f"peak memory: {name} / {fastest['name']} = {by[name]['peak_rss_mb'] / fastest['peak_rss_mb']:.2f}x "
                   f"({by[name]['tokens_per_second'] / fastest['tokens_per_second']:.2f}x its speed)")
     same = by.get("trl-same-batches")

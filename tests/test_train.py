@@ -153,6 +153,7 @@ def test_micro_batches_give_the_same_update_with_less_at_once(tiny_base):
         cfg = TrainConfig(base=str(tiny_base), epochs=1, learning_rate=5e-3, batch_size=8, bf16=False, seed=3,
                           micro_batch_tokens=budget)
         tok, model = fresh(tiny_base, cfg)
+        model.double()  # in fp64 a different summation order cannot show; only a different update can
         rows = [{"prompt": "question " * (1 + i % 5) + str(i), "completion": "yes"} for i in range(24)]
         data = encoded(tok, rows)
         if budget:
@@ -163,8 +164,8 @@ def test_micro_batches_give_the_same_update_with_less_at_once(tiny_base):
         runs.append(([h["train_loss"] for h in result.history], best, result.trained_tokens))
     (loss_a, best_a, tokens_a), (loss_b, best_b, tokens_b) = runs
     assert tokens_a == tokens_b
-    assert loss_a == pytest.approx(loss_b, rel=1e-5)
-    assert all(torch.allclose(best_a[k], best_b[k], atol=1e-6) for k in best_a)
+    assert loss_a == pytest.approx(loss_b, rel=1e-6)  # the history keeps fp32 losses
+    assert all(torch.allclose(best_a[k], best_b[k], atol=1e-9) for k in best_a)
 
 
 def test_automatic_settings_follow_the_data_and_say_why():

@@ -6,7 +6,6 @@ import math
 import random
 
 import torch
-import torch.nn.functional as F
 
 from tailored.data.encode import IGNORE, Encoded
 
@@ -81,11 +80,22 @@ def token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int
     """Summed cross-entropy over labelled tokens, and how many there were.
 
     The LM head runs only on positions that carry loss: with a 49k vocabulary it is a large GEMM,
-    and most positions (prompts, padding) would be thrown away.
+    and most positions (prompts, padding) would be thrown away. `head_loss` runs it in chunks with
+    the gradient made on the way, under the autocast dtype when autocast is on.
     """
+    from tailored.training.fast_path import head_loss
+
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = inner.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
-    logits = inner.get_output_embeddings()(hidden[:, :-1][keep]).float()
-    return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
+    head, hidden, targets = inner.get_output_embeddings(), hidden[:, :-1][keep], targets[keep]
+    if head.bias is not None or getattr(inner.config, "final_logit_softcapping", None):
+        logits = head(hidden).float()
+        if inner.config.final_logit_softcapping:
+            cap = inner.config.final_logit_softcapping
+            logits = torch.tanh(logits / cap) * cap
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum"), int(keep.sum())
+    device = hidden.device.type
+    bf16 = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16
+    return head_loss(hidden, head.weight, targets, bf16), int(keep.sum())

@@ -16,6 +16,7 @@ from tailored.config import TrainConfig
 from tailored.data.encode import Encoded
 from tailored.training import checkpoint
 from tailored.data.encode import IGNORE
+from tailored.training.fast_path import training_kernels
 from tailored.training.batches import (collate, length_grouped_batches, micro_batches, seed_everything, token_loss,
                                        warmup_cosine)
 
@@ -77,11 +78,12 @@ def validate(model, data: list[Encoded], batch_size: int, pad_id: int, bf16: boo
     device = device_of(model)
     total, count = 0.0, 0
     order = sorted(range(len(data)), key=lambda i: len(data[i].input_ids))
-    for k in range(0, len(order), batch_size):
-        batch = {n: t.to(device) for n, t in collate([data[i] for i in order[k : k + batch_size]], pad_id).items()}
-        with autocast(device, bf16):
-            loss, n = token_loss(model, batch)
-        total, count = total + float(loss), count + n
+    with training_kernels(model, bf16):
+        for k in range(0, len(order), batch_size):
+            batch = {n: t.to(device) for n, t in collate([data[i] for i in order[k : k + batch_size]], pad_id).items()}
+            with autocast(device, bf16):
+                loss, n = token_loss(model, batch)
+            total, count = total + float(loss), count + n
     return total / max(count, 1)
 
 
@@ -129,60 +131,62 @@ def fit(
                 on_val_report({"step": 0, "valid_loss": result.best_valid_loss, "improved": True})
     start = time.perf_counter()
 
-    for epoch in range(start_epoch, cfg.epochs):
-        batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch)
-        for index, batch_ids in enumerate(batches):
-            if step >= total_steps:
-                break
-            if epoch == start_epoch and index < skip:
-                continue  # already trained before the interruption
-            model.train()
-            examples = [train[i] for i in batch_ids]
-            n_tokens = max(1, sum(sum(1 for t in e.labels[1:] if t != IGNORE) for e in examples))
-            loss = torch.zeros(())
-            # A long batch runs as several micro-batches with summed gradients: the same update, with
-            # activation memory bounded by `micro_batch_tokens` instead of the batch's size.
-            for chunk in micro_batches(examples, cfg.micro_batch_tokens):
-                batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
-                with autocast(device, bf16):
-                    loss_sum, _ = token_loss(model, batch)
-                (loss_sum / n_tokens).backward()
-                loss += loss_sum.detach().float().cpu() / n_tokens
-                result.trained_tokens += int(batch["attention_mask"].sum())
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            checkpoint._test_hook("step", step)
-            entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": loss.item(),
-                     "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
-            result.history.append(entry)
-            if on_train_report:
-                on_train_report({**entry, "total_steps": total_steps})
+    # Same function, fewer passes over memory: fused attention, head loss and LoRA GEMMs (fast_path.py).
+    with training_kernels(model, bf16):
+        for epoch in range(start_epoch, cfg.epochs):
+            batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch)
+            for index, batch_ids in enumerate(batches):
+                if step >= total_steps:
+                    break
+                if epoch == start_epoch and index < skip:
+                    continue  # already trained before the interruption
+                model.train()
+                examples = [train[i] for i in batch_ids]
+                n_tokens = max(1, sum(sum(1 for t in e.labels[1:] if t != IGNORE) for e in examples))
+                loss = torch.zeros(())
+                # A long batch runs as several micro-batches with summed gradients: the same update, with
+                # activation memory bounded by `micro_batch_tokens` instead of the batch's size.
+                for chunk in micro_batches(examples, cfg.micro_batch_tokens):
+                    batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
+                    with autocast(device, bf16):
+                        loss_sum, _ = token_loss(model, batch)
+                    (loss_sum / n_tokens).backward()
+                    loss += loss_sum.detach().float().cpu() / n_tokens
+                    result.trained_tokens += int(batch["attention_mask"].sum())
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                checkpoint._test_hook("step", step)
+                entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": loss.item(),
+                         "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
+                result.history.append(entry)
+                if on_train_report:
+                    on_train_report({**entry, "total_steps": total_steps})
 
-            last_step, epoch_end = step == total_steps, index == len(batches) - 1
-            evaluated = valid and (step % eval_every == 0 or last_step)
-            if evaluated:
-                valid_loss = validate(model, valid, cfg.batch_size, pad_id, bf16)
-                improved = valid_loss < result.best_valid_loss
-                if improved:
-                    result.best_valid_loss, result.best_step, bad_evals = valid_loss, step, 0
-                    best_state = checkpoint.trainable_state(model)
-                else:
-                    bad_evals += 1
-                result.history.append({"step": step, "epoch": entry["epoch"], "valid_loss": valid_loss})
-                if on_val_report:
-                    on_val_report({"step": step, "valid_loss": valid_loss, "improved": improved})
-            if checkpoint_dir and (evaluated or epoch_end) and not last_step:
-                next_batch = (epoch + 1, 0) if epoch_end else (epoch, index + 1)
-                checkpoint.save_progress(checkpoint_dir, model, optimizer, scheduler, result, best_state, step,
-                                         next_batch, bad_evals)
-            if bad_evals >= cfg.patience:
-                result.stopped_early = True
+                last_step, epoch_end = step == total_steps, index == len(batches) - 1
+                evaluated = valid and (step % eval_every == 0 or last_step)
+                if evaluated:
+                    valid_loss = validate(model, valid, cfg.batch_size, pad_id, bf16)
+                    improved = valid_loss < result.best_valid_loss
+                    if improved:
+                        result.best_valid_loss, result.best_step, bad_evals = valid_loss, step, 0
+                        best_state = checkpoint.trainable_state(model)
+                    else:
+                        bad_evals += 1
+                    result.history.append({"step": step, "epoch": entry["epoch"], "valid_loss": valid_loss})
+                    if on_val_report:
+                        on_val_report({"step": step, "valid_loss": valid_loss, "improved": improved})
+                if checkpoint_dir and (evaluated or epoch_end) and not last_step:
+                    next_batch = (epoch + 1, 0) if epoch_end else (epoch, index + 1)
+                    checkpoint.save_progress(checkpoint_dir, model, optimizer, scheduler, result, best_state, step,
+                                             next_batch, bad_evals)
+                if bad_evals >= cfg.patience:
+                    result.stopped_early = True
+                    break
+            if result.stopped_early or step >= total_steps:
                 break
-        if result.stopped_early or step >= total_steps:
-            break
 
     if not valid:  # nothing to choose with: the last weights are the result
         best_state = checkpoint.trainable_state(model)
