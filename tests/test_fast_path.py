@@ -20,6 +20,9 @@ def test_head_loss_matches_cross_entropy_and_its_gradients(chunk):
     assert ours.item() == pytest.approx(reference.item(), rel=1e-6)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, 2 * w)
+    with torch.no_grad():  # validation skips the gradient work and must give the same loss
+        assert head_loss(hidden, weight, targets, bf16=False, chunk=chunk).item() == pytest.approx(reference.item(),
+                                                                                                 rel=1e-12)
 
 
 def test_head_loss_in_bf16_matches_autocast():

@@ -83,17 +83,17 @@ def token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int
     and most positions (prompts, padding) would be thrown away. `head_loss` runs it in chunks with
     the gradient made on the way, under the autocast dtype when autocast is on.
     """
-    from tailored.training.fast_path import head_loss
+    from tailored.training.fast_path import LEVERS, head_loss
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = inner.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
     head, hidden, targets = inner.get_output_embeddings(), hidden[:, :-1][keep], targets[keep]
-    if head.bias is not None or getattr(inner.config, "final_logit_softcapping", None):
+    if head.bias is not None or getattr(inner.config, "final_logit_softcapping", None) or "head_loss" not in LEVERS:
         logits = head(hidden).float()
-        if inner.config.final_logit_softcapping:
-            cap = inner.config.final_logit_softcapping
+        cap = getattr(inner.config, "final_logit_softcapping", None)
+        if cap:
             logits = torch.tanh(logits / cap) * cap
         return torch.nn.functional.cross_entropy(logits, targets, reduction="sum"), int(keep.sum())
     device = hidden.device.type

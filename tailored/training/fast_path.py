@@ -22,6 +22,9 @@ from contextlib import contextmanager
 import torch
 
 IMPLEMENTATION = "tailored_grouped_causal"
+# Which speed-ups are on. All are, always, in tailored itself; bench/profile_levers.py switches them off
+# one at a time to measure what each gives.
+LEVERS = {"attention", "head_loss", "fused_lora", "norm_cast"}
 _causal_masks: dict[tuple[int, str], torch.Tensor] = {}
 
 
@@ -80,16 +83,18 @@ def training_kernels(model, bf16: bool):
     inner._tailored_kernels = True
     config = inner.config
     previous = config._attn_implementation
-    swap = (getattr(config, "sliding_window", None) is None and not getattr(config, "attn_logit_softcapping", None)
-            and previous in ("sdpa", "eager"))
+    swap = ("attention" in LEVERS and getattr(config, "sliding_window", None) is None
+            and not getattr(config, "attn_logit_softcapping", None) and previous in ("sdpa", "eager"))
     if swap:
         _register()
         inner.set_attn_implementation(IMPLEMENTATION)
-    hooks = [m.register_forward_hook(_to_bf16) for n, m in inner.named_modules() if bf16 and _feeds_linears(n, m)]
+    cast = bf16 and "norm_cast" in LEVERS
+    hooks = [m.register_forward_hook(_to_bf16) for n, m in inner.named_modules() if cast and _feeds_linears(n, m)]
     dtype = torch.bfloat16 if bf16 else None
-    groups = _sibling_groups(inner)
+    fuse = "fused_lora" in LEVERS
+    groups = _sibling_groups(inner) if fuse else []
     grouped = {m for g in groups for m in g}
-    single = [m for m in inner.modules() if _plain_lora(m) and m not in grouped]
+    single = [m for m in inner.modules() if fuse and _plain_lora(m) and m not in grouped]
     for group in groups:
         shared = _Group(group, dtype)
         for index, module in enumerate(group):
@@ -113,6 +118,8 @@ def training_kernels(model, bf16: bool):
         if swap:
             inner.set_attn_implementation(previous)
         del inner._tailored_kernels
+        _cast_cache.clear()  # the head's bf16 copy and the loss buffers: about 120 MB for SmolLM2
+        _buffer_cache.clear()
 
 
 def _plain_lora(module) -> bool:
@@ -243,6 +250,7 @@ class _HeadLoss(torch.autograd.Function):
         loss = torch.zeros((), dtype=softmax_dtype, device=hidden.device)
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros_like(weight, dtype=softmax_dtype) if ctx.needs_input_grad[1] else None
+        want_grad = ctx.needs_input_grad[0] or grad_weight is not None  # not when validating
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start : start + chunk].to(compute_dtype)
             t = targets[start : start + chunk]
@@ -253,6 +261,8 @@ class _HeadLoss(torch.autograd.Function):
             torch._log_softmax(wide, 1, False, out=logprobs)
             picked = logprobs[rows, t]
             loss -= picked.sum()
+            if not want_grad:
+                continue
             # d(loss)/d(logits) = softmax - one_hot, written back over the logits in the compute dtype
             grad = logits.copy_(logprobs.exp_())
             grad[rows, t] = (picked.exp() - 1).to(compute_dtype)
