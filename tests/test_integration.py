@@ -64,9 +64,13 @@ def test_gguf_export_reloads_and_answers_like_the_run(short_run, tmp_path):
 
     from tailored.export import export
 
+    # The merged fp32 export must give exactly the run's answers. f16 rounding moves logits by ~0.02, so a
+    # barely trained run's answer may part from the run's at a near-tie, and only there.
+    _, merged = export(short_run.path, "merged", tmp_path / "merged", max_rows=8)
+    assert merged.rows == 8 and merged.same_output == 100.0, str(merged)
     target, parity = export(short_run.path, "gguf", tmp_path, gguf_type="f16", max_rows=8)
     assert target.suffix == ".gguf" and (tmp_path / "Modelfile").exists()
-    assert parity.rows == 8 and parity.same_output >= 95.0, str(parity)
+    assert parity.rows == 8 and parity.same_or_tie >= 95.0, str(parity)
     template = gguf.GGUFReader(str(target)).fields["tokenizer.chat_template"].contents()
     assert template == tailored.load(short_run.path).tokenizer.chat_template
     # the parity is with the tuned model, not the base: the run's answers moved away from the base's
