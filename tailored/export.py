@@ -158,18 +158,17 @@ def heldout_answers(tuned: Tuned, data: str | Path, max_rows: int | None = None)
 def parity(tuned: Tuned, exported, reference) -> Parity:
     """The exported model's answers to the same rows, generated the same way, compared row by row."""
     from tailored.evaluation.compare import score
-    from tailored.evaluation.generate import generate_ids
+    from tailored.evaluation.generate import decode_answers, generate_ids
     from tailored.evaluation.metrics import PRIMARY, task_kind
 
     prompts, refs, budget, ours = reference
     theirs = generate_ids(exported, tuned.tokenizer, prompts, budget, 16, bf16=False)
     same = [a == b for a, b in zip(ours, theirs)]
     tie = [s or _split_at_tie(exported, tuned.tokenizer, p, a, b) for s, p, a, b in zip(same, prompts, ours, theirs)]
-    decode = lambda rows: [tuned.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]  # noqa: E731
     primary = PRIMARY[task_kind(refs, tuned.labels)]
+    scores = [score(decode_answers(tuned.tokenizer, ids), refs, tuned.labels)[0][primary] for ids in (ours, theirs)]
     share = lambda flags: 100.0 * sum(flags) / max(len(refs), 1)  # noqa: E731
-    return Parity(len(refs), share(same), primary, score(decode(ours), refs, tuned.labels)[0][primary],
-                  score(decode(theirs), refs, tuned.labels)[0][primary], share(tie))
+    return Parity(len(refs), share(same), primary, *scores, share(tie))
 
 
 @torch.no_grad()

@@ -47,5 +47,8 @@ def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, b
              bf16: bool = False) -> list[str]:
     """Greedy replies to each conversation in `prompts`, in order."""
     texts = [render_prompt(tokenizer, p) for p in prompts]
-    ids = generate_ids(model, tokenizer, texts, max_new_tokens, batch_size, bf16)
+    return decode_answers(tokenizer, generate_ids(model, tokenizer, texts, max_new_tokens, batch_size, bf16))
+
+
+def decode_answers(tokenizer, ids: list[list[int]]) -> list[str]:
     return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]

@@ -90,9 +90,9 @@ def token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
     head, hidden, targets = inner.get_output_embeddings(), hidden[:, :-1][keep], targets[keep]
-    if head.bias is not None or getattr(inner.config, "final_logit_softcapping", None) or "head_loss" not in LEVERS:
+    cap = getattr(inner.config, "final_logit_softcapping", None)
+    if head.bias is not None or cap or "head_loss" not in LEVERS:
         logits = head(hidden).float()
-        cap = getattr(inner.config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return torch.nn.functional.cross_entropy(logits, targets, reduction="sum"), int(keep.sum())

@@ -7,9 +7,10 @@ Each one computes the same function as the code it replaces:
 - `head_loss`: the LM head and cross-entropy on loss positions, chunk by chunk, with the gradient
   computed in the forward pass, so the [tokens x 49k] logits are never stored and there is no separate
   log-softmax backward.
-- `_lora_linear`: a PEFT LoRA linear as W x + B (s A x) with the low-rank product added inside the GEMM
-  (`addmm`) and the scale applied to the rank-16 activations, not the full-width output; PEFT's version
-  also casts its input to fp32 and back for every adapter.
+- `_Fused`: PEFT LoRA linears as W x + B (s A x), with Q/K/V and gate/up each as one GEMM (and their A
+  matrices as one), the low-rank product added inside the GEMM (`addmm`), the scale applied to the
+  rank-16 activations rather than the full-width output, and the frozen weights held in bf16 for the run
+  instead of cast by autocast at every call. PEFT's version also casts its input to fp32 and back.
 - norm outputs in bf16: under bf16 autocast each RMSNorm output is cast to bf16 once instead of once per
   linear layer that reads it (five times per decoder layer).
 """
@@ -90,31 +91,18 @@ def training_kernels(model, bf16: bool):
         inner.set_attn_implementation(IMPLEMENTATION)
     cast = bf16 and "norm_cast" in LEVERS
     hooks = [m.register_forward_hook(_to_bf16) for n, m in inner.named_modules() if cast and _feeds_linears(n, m)]
-    dtype = torch.bfloat16 if bf16 else None
-    fuse = "fused_lora" in LEVERS
-    groups = _sibling_groups(inner) if fuse else []
-    grouped = {m for g in groups for m in g}
-    single = [m for m in inner.modules() if fuse and _plain_lora(m) and m not in grouped]
-    for group in groups:
-        shared = _Group(group, dtype)
+    fused = _lora_groups(inner) if "fused_lora" in LEVERS else []
+    for group in fused:
+        shared = _Fused(group, torch.bfloat16 if bf16 else None)
         for index, module in enumerate(group):
             module.forward = functools.partial(shared.forward, index)
-    # Frozen weights are cast to bf16 by autocast at every forward; holding a bf16 copy for the run gives
-    # the same products without the casts. The fp32 originals come back on exit.
-    frozen = {m.base_layer: m.base_layer.weight.data for m in single if bf16}
-    for module in single:
-        module.forward = _lora_linear.__get__(module)
-        if bf16:
-            module.base_layer.weight.data = module.base_layer.weight.data.to(torch.bfloat16)
     try:
         yield
     finally:
         for hook in hooks:
             hook.remove()
-        for module in [*grouped, *single]:
+        for module in (m for group in fused for m in group):
             del module.forward
-        for layer, weight in frozen.items():
-            layer.weight.data = weight
         if swap:
             inner.set_attn_implementation(previous)
         del inner._tailored_kernels
@@ -133,18 +121,11 @@ def _plain_lora(module) -> bool:
             and isinstance(module.lora_dropout[name], torch.nn.Identity) and module.base_layer.bias is None)
 
 
-def _lora_linear(self, x):
-    name = self.active_adapters[0]
-    out = self.base_layer(x)
-    low = self.lora_A[name](x) * self.scaling[name]
-    return torch.addmm(out.flatten(0, -2), low.flatten(0, -2), self.lora_B[name].weight.T).view(out.shape)
-
-
 SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 
 
-def _sibling_groups(model) -> list[list]:
-    """LoRA linears that read the same input in one block (Q/K/V; gate/up), to run as one GEMM each."""
+def _lora_groups(model) -> list[list]:
+    """Plain LoRA linears, grouped where they read the same input in one block (Q/K/V; gate/up), else alone."""
     groups = []
     for parent in model.modules():
         for names in SIBLINGS:
@@ -154,11 +135,12 @@ def _sibling_groups(model) -> list[list]:
                 same = {(m.active_adapters[0], m.scaling[adapter], m.base_layer.in_features) for m in members}
                 if len(same) == 1:
                     groups.append(members)
-    return groups
+    grouped = {m for group in groups for m in group}
+    return groups + [[m] for m in model.modules() if _plain_lora(m) and m not in grouped]
 
 
-class _Group:
-    """Sibling LoRA linears computed together: [W_q; W_k; W_v] x plus blockdiag(B) (s [A_q; A_k; A_v] x).
+class _Fused:
+    """LoRA linears computed together: [W_q; W_k; W_v] x plus blockdiag(B) (s [A_q; A_k; A_v] x); or alone.
 
     The first member called with an input computes every member's output; the others take theirs for
     that same input (checked by identity) and the result is dropped once all have. Called with any other
