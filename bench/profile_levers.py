@@ -49,11 +49,9 @@ def worker(name: str, steps: int, out: Path) -> None:
     from tailored.config import TrainConfig
     from tailored.data.encode import encode_many
     from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+    from tailored.data.encode import collate
     from tailored.training import fast_path, lora
-    from tailored.training.batches import collate, length_grouped_batches, micro_batches, token_loss
-
-    fast_path.LEVERS.clear()
-    fast_path.LEVERS.update(CONFIGS[name])
+    from tailored.training.batches import length_grouped_batches, micro_batches
     base = resolve_base("smollm2-135m")
     tok, model = load_tokenizer(base), load_causal_lm(base)
     encoded = [e for e in encode_many(tok, make_conversations(240, seed=1)) if 60 <= len(e.input_ids) <= 400][:200]
@@ -67,7 +65,7 @@ def worker(name: str, steps: int, out: Path) -> None:
         for chunk in micro_batches([encoded[i] for i in ids], 1024):
             batch = collate(chunk, tok.pad_token_id)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss, _ = token_loss(model, batch)
+                loss, _ = lora.loss(model, batch)
             (loss / 1000).backward()
             tokens += int(batch["attention_mask"].sum())
         optimizer.step()
@@ -75,7 +73,7 @@ def worker(name: str, steps: int, out: Path) -> None:
         return tokens
 
     model.train()
-    with fast_path.training_kernels(model, bf16=True):
+    with fast_path.training_kernels(model, bf16=True, levers=frozenset(CONFIGS[name])):
         for ids in batches[:3]:
             step(ids)
         timed = batches[3 : 3 + steps]

@@ -72,6 +72,8 @@ def worker(name: str, n_examples: int, out: Path) -> None:
     from tailored.data.encode import encode_many
     from tailored.models import load_causal_lm, load_tokenizer, resolve_base
     from tailored.training import lora
+    from tailored.training.fast_path import training_kernels
+    from tailored.training.loop import fit, validate
 
     base = resolve_base("smollm2-135m")
     tok, model = load_tokenizer(base), load_causal_lm(base)
@@ -88,7 +90,7 @@ def worker(name: str, n_examples: int, out: Path) -> None:
 
     if name in TAILORED_VARIANTS:
         model = lora.setup(model, cfg)
-        result, _ = lora.fit(model, train, [], cfg, tok.pad_token_id)
+        result = fit(model, train, [], cfg, **lora.batching(tok.pad_token_id))
         seconds, peft_model = result.seconds, model
         assert result.trained_tokens == real_tokens
     else:
@@ -114,7 +116,9 @@ def worker(name: str, n_examples: int, out: Path) -> None:
         start = time.perf_counter()
         trainer.train()
         seconds, peft_model = time.perf_counter() - start, trainer.model
-    valid_loss = lora.validate(peft_model, valid, 8, tok.pad_token_id, True)
+    batching = lora.batching(tok.pad_token_id)
+    with training_kernels(peft_model, bf16=True):  # the same loss function for every configuration
+        valid_loss = validate(peft_model, valid, 8, loss=batching["loss"], collate=batching["collate"], bf16=True)
     loss_tokens = sum(e.trainable for e in train)
     lengths = [len(e.input_ids) for e in train]
     # 4·N per token for LoRA (2N forward, 2N backward through activations); the LM head only where loss is

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tailored.config import DataConfig, EvalConfig, RunConfig, ServerConfig, TrainConfig
+from tailored.config import DataConfig, EvalConfig, RunConfig, ServerConfig, SettingsError, TrainConfig, build
 from tailored.errors import DataError, TailoredError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -35,6 +35,10 @@ def user_errors(fn):
                 err.print(f"[red]error[/red] {problem}", markup=True, highlight=False)
             if e.total > 50:
                 err.print(f"… {e.total - 50} more problems ({e.total} in all)")
+            raise typer.Exit(1)
+        except SettingsError as e:
+            for problem in e.problems:
+                err.print(f"[red]error[/red] {escape(problem)}")
             raise typer.Exit(1)
         except TailoredError as e:
             err.print(f"[red]error[/red] {e}")
@@ -61,16 +65,18 @@ def with_config_flags(*classes):
             for f in fields(cls):
                 default = None if f.default is MISSING else f.default
                 flag = "--" + f.name.replace("_", "-")
-                decls = [f"{flag}/--no-{flag[2:]}"] if hints[f.name] in (bool, Optional[bool]) else [flag]
+                hint = hints[f.name]  # a Literal becomes a checked choice, listed in --help
+                decls = [f"{flag}/--no-{flag[2:]}"] if hint in (bool, Optional[bool]) else [flag]
                 option = typer.Option(default, *decls, help=f.metadata.get("help", ""), rich_help_panel=cls.__name__)
                 extra.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                               annotation=hints[f.name]))
+                                               annotation=hint))
+
+        names = {f.name for cls in classes for f in fields(cls)}
 
         @functools.wraps(fn)
         def wrapper(**kwargs):
-            built = {}
-            for cls in classes:
-                built[cls.__name__] = cls(**{f.name: kwargs.pop(f.name) for f in fields(cls)})
+            # every settings problem in every config is reported together (config.build)
+            built = build({k: kwargs.pop(k) for k in list(kwargs) if k in names}, *classes)
             return fn(**kwargs, **built)
 
         wrapper.__signature__ = inspect.Signature(own + extra)
@@ -156,7 +162,7 @@ def eval_(run: str = typer.Argument(..., help="Run folder or name."),
     from tailored.pipeline import evaluate
 
     comparison = evaluate(run, data, configs["EvalConfig"], runs_dir)
-    if not comparison.review.get("gate", {}).get("passed", True):
+    if not comparison.passed:
         raise typer.Exit(1)
 
 
@@ -170,35 +176,28 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
           show: int = typer.Option(0, help="Print N examples exactly as trained, the learned tokens highlighted."),
           **configs) -> None:
     """Check a data file without training: every error at once, warnings, and a profile. Exit 1 on errors."""
-    from tailored.data.prepare import render_masked
-    from tailored.pipeline import prepare_data, estimated_profile, report
+    from tailored.pipeline import check as run_check
 
-    from tailored.models import resolve_base
-
-    task = "classify" if resolve_base(base).kind == "encoder" else "generate"
-    prep, (resolved, tokenizer) = prepare_data(data, configs["DataConfig"], base, 0, task)
-    result = report(prep, estimated_profile(prep, resolved))
-    failed = bool(result["errors"]) or (strict and bool(result["warnings"]))
+    result = run_check(data, configs["DataConfig"], base, strict=strict, show=show)
     if as_json:
-        typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
-        raise typer.Exit(1 if failed else 0)
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        raise typer.Exit(0 if result.passed else 1)
     out = Console(highlight=False, soft_wrap=True)
-    for problem in result["errors"][:50]:
+    for problem in result.errors[:50]:
         out.print(f"[red]error[/red] {escape(problem)}")
-    if len(result["errors"]) > 50:
-        out.print(f"… {len(result['errors']) - 50} more errors ({len(result['errors'])} in all)")
-    for finding in prep.findings:
+    if len(result.errors) > 50:
+        out.print(f"… {len(result.errors) - 50} more errors ({len(result.errors)} in all)")
+    for finding in result.warnings:
         out.print(f"[yellow]warning[/yellow] {escape(str(finding))}")
-    for key, value in result["profile"].items():
+    for key, value in result.profile.items():
         out.print(f"{key:>22}: {value}")
-    for enc in prep.shown[:show] if task == "generate" else []:
+    for text in result.shown:
         out.rule()
-        out.print(render_masked(tokenizer, enc))
-    errors, warnings = len(result["errors"]), len(result["warnings"])
-    verdict = "[red]fail[/red]" if failed else "[green]ok[/green]"
-    out.print(f"{verdict}: {errors} errors, {warnings} warnings"
-              + (" — training refuses to start until the errors are fixed (or --skip-invalid)" if errors else ""))
-    raise typer.Exit(1 if failed else 0)
+        out.print(text)
+    colour = "green" if result.passed else "red"
+    word, rest = result.verdict.split(":", 1)
+    out.print(f"[{colour}]{word}[/{colour}]:{escape(rest)}")
+    raise typer.Exit(0 if result.passed else 1)
 
 
 @app.command()
@@ -213,14 +212,13 @@ def export(run: str = typer.Argument(..., help="Run folder or name."),
     """Export a run as a merged model folder or a GGUF file (plus an Ollama Modelfile), checked for parity."""
     from tailored.export import export as run_export
 
-    target, parity = run_export(run, format, out, runs_dir, gguf_type, check, max_rows)
-    typer.echo(f"wrote {target}")
-    if parity:
-        typer.echo(f"parity: {parity}")
-        if parity.same_or_tie < 95.0:
-            err.print(f"[red]error[/red] only {parity.same_or_tie:.1f}% of answers match the run, counting "
-                      f"near-ties (need 95%)")
-            raise typer.Exit(1)
+    exported = run_export(run, format, out, runs_dir, gguf_type, check, max_rows)
+    typer.echo(f"wrote {exported.path}")
+    if exported.parity:
+        typer.echo(f"parity: {exported.parity}")
+    if not exported.passed:
+        err.print(f"[red]error[/red] {escape(exported.failure)}")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -5,7 +5,8 @@ A value of None means "choose automatically"; the chosen value and the reason ar
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+from typing import Literal
 
 from tailored.errors import TailoredError
 
@@ -14,9 +15,48 @@ def _help(text: str, **kw):
     return field(metadata={"help": text}, **kw)
 
 
+class SettingsError(TailoredError):
+    """Settings that cannot work, one line each; `build` collects them across every config at once."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid settings:\n" + "\n".join(f"  {p}" for p in problems))
+
+
 def _check(problems: list[str], owner: str) -> None:
     if problems:
-        raise TailoredError(f"invalid {owner} settings: " + "; ".join(problems))
+        raise SettingsError([f"{owner}: {p}" for p in problems])
+
+
+def build(values: dict, *classes) -> dict:
+    """One instance of each config class from `values` (a flat name → value mapping, unknown names ignored).
+
+    Every problem in every class is reported together, as litgpt's `validate_args` does, rather than
+    stopping at the first class that complains. Returns {class name: instance}.
+    """
+    built, problems = {}, []
+    for cls in classes:
+        try:
+            built[cls.__name__] = cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        except SettingsError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise SettingsError(problems)
+    return built
+
+
+def parse_floors(items: list[str] | None) -> dict[str, float]:
+    """`--min METRIC=VALUE` items as {metric: floor}."""
+    floors = {}
+    for item in items or []:
+        metric, _, value = item.partition("=")
+        try:
+            floors[metric.strip()] = float(value)
+        except ValueError:
+            metric = ""
+        if not metric.strip():
+            raise TailoredError(f"--min {item!r}: use METRIC=VALUE, e.g. --min rouge_l=60")
+    return floors
 
 
 @dataclass
@@ -28,7 +68,7 @@ class DataConfig:
     valid_fraction: float = _help("Share of the data held out for validation when --valid is not given.", default=0.1)
     max_length: int | None = _help("Longest example in tokens. Default: the longest example, capped at 2048 "
                                    "and the base's context.", default=None)
-    too_long: str = _help("What to do with examples over --max-length: 'error' (stop and list them) or 'drop' "
+    too_long: Literal["error", "drop"] = _help("What to do with examples over --max-length: 'error' (stop and list them) or 'drop' "
                           "(skip them and say how many). Never truncated silently.", default="error")
     skip_invalid: bool = _help("Drop rows with errors (and report how many) instead of stopping.", default=False)
     mix: str | None = _help("General data mixed into training to limit forgetting, as FILE:FRACTION (e.g. "
@@ -64,9 +104,9 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    task: str = _help("'generate' (a chat model that writes answers) or 'classify' (an encoder with a "
+    task: Literal["generate", "classify"] = _help("'generate' (a chat model that writes answers) or 'classify' (an encoder with a "
                       "classification head, for text/label data).", default="generate")
-    method: str = _help("'lora' (small adapters on a frozen base) or 'full' (every weight; small bases only). "
+    method: Literal["lora", "full"] = _help("'lora' (small adapters on a frozen base) or 'full' (every weight; small bases only). "
                         "Classifiers always train every weight.", default="lora")
     base: str | None = _help("Base model: smollm2-135m, gemma3-270m, minilm-l6 (classify), a local folder, a "
                              ".gguf file or a hub id. Default: smollm2-135m, or minilm-l6 for --task classify.",
@@ -158,12 +198,14 @@ class EvalConfig:
         if self.min_slice < 1:
             problems.append(f"min_slice={self.min_slice} must be at least 1")
         try:
-            from tailored.evaluation.review import parse_floors
-
             parse_floors(self.min)
         except TailoredError as e:
             problems.append(str(e))
         _check(problems, "evaluation")
+
+    @property
+    def floors(self) -> dict[str, float]:
+        return parse_floors(self.min)
 
 
 @dataclass
@@ -208,14 +250,6 @@ class ServerConfig:
         _check(problems, "server")
 
 
-def to_dict(*configs) -> dict:
-    return {type(c).__name__: asdict(c) for c in configs}
-
-
-def help_of(cls) -> dict[str, str]:
-    return {f.name: f.metadata.get("help", "") for f in fields(cls)}
-
-
 SECTIONS = {"train": TrainConfig, "data": DataConfig, "eval": EvalConfig, "run": RunConfig}
 
 
@@ -250,16 +284,18 @@ def from_yaml(path: str, flags: dict | None = None) -> dict:
         raise TailoredError(f"{path}: cannot read settings ({e})") from None
     if not isinstance(loaded, dict) or not set(loaded) <= set(SECTIONS):
         raise TailoredError(f"{path}: top-level keys must be among {', '.join(SECTIONS)} — see `tailor config`")
-    flags, out = flags or {}, {}
+    values, problems = {}, []
     for section, cls in SECTIONS.items():
         names = [f.name for f in fields(cls)]
-        values = loaded.get(section) or {}
-        if not isinstance(values, dict):
+        given = loaded.get(section) or {}
+        if not isinstance(given, dict):
             raise TailoredError(f"{path}: {section}: expected a mapping of settings")
-        for key in values:
+        for key in given:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
-                raise TailoredError(f"{path}: {section}.{key}: unknown setting"
-                                    + (f" — did you mean {close[0]}?" if close else ""))
-        out[cls.__name__] = cls(**{**values, **{k: v for k, v in flags.items() if k in names}})
-    return out
+                problems.append(f"{path}: {section}.{key}: unknown setting"
+                                + (f" — did you mean {close[0]}?" if close else ""))
+        values.update(given)
+    if problems:
+        raise SettingsError(problems)
+    return build({**values, **(flags or {})}, *SECTIONS.values())

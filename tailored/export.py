@@ -22,6 +22,8 @@ GGUF_TYPES = ("f16", "q8_0")
 # Two tokens whose logits are this close are a tie that any weight rounding may break either way: f16
 # weights moved SmolLM2's logits by up to 0.021 against the fp32 run, and split an answer at a 0.0009 tie.
 NEAR_TIE = 0.05
+# The share of held-out answers (counting near-ties) an export must reproduce to count as the same model.
+MIN_PARITY = 95.0
 
 
 @dataclass
@@ -38,6 +40,22 @@ class Parity:
         ties = f" ({self.same_or_tie:.1f}% counting near-ties)" if self.same_or_tie != self.same_output else ""
         return (f"{self.same_output:.1f}% of {self.rows} held-out answers identical{ties}; {self.primary} "
                 f"{self.run_score:.1f} (run) vs {self.export_score:.1f} (export)")
+
+
+@dataclass
+class Exported:
+    path: Path
+    parity: Parity | None  # None when the check was off or the run has no held-out file
+    min_parity: float = MIN_PARITY
+
+    @property
+    def passed(self) -> bool:
+        return self.parity is None or self.parity.same_or_tie >= self.min_parity
+
+    @property
+    def failure(self) -> str:
+        return "" if self.passed else (f"only {self.parity.same_or_tie:.1f}% of answers match the run, counting "
+                                       f"near-ties (need {self.min_parity:g}%)")
 
 
 def merged_model(tuned: Tuned):
@@ -184,8 +202,12 @@ def _split_at_tie(model, tokenizer, prompt: str, ours: list[int], theirs: list[i
 
 
 def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, runs_dir: str = "runs",
-           gguf_type: str = "f16", check: bool = True, max_rows: int | None = None) -> tuple[Path, Parity | None]:
-    """Write the export, reload it with plain transformers and compare it with the run on held-out rows."""
+           gguf_type: str = "f16", check: bool = True, max_rows: int | None = None,
+           min_parity: float = MIN_PARITY) -> Exported:
+    """Write the export, reload it with plain transformers and compare it with the run on held-out rows.
+
+    The result's `passed` is False when under `min_parity`% of held-out answers match the run's.
+    """
     if fmt not in ("merged", "gguf"):
         raise TailoredError(f"--format {fmt}: use merged or gguf")
     if gguf_type not in GGUF_TYPES:  # checked here too so a typo fails before the held-out answers are generated
@@ -204,4 +226,4 @@ def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, 
         export_merged(tuned, target)
     else:
         export_gguf(tuned, target, gguf_type)
-    return target, parity(tuned, load_export(target, tuned), reference) if reference else None
+    return Exported(target, parity(tuned, load_export(target, tuned), reference) if reference else None, min_parity)

@@ -1,13 +1,16 @@
-"""The public `train`, `evaluate` and `check`: data → check → LoRA → best adapter → base vs tuned."""
+"""The public `check`, `train` and `evaluate`: data → check → fit → best weights → base vs tuned.
+
+`train` is plain steps: read and check the data (before any model loads), start or resume a run,
+fit with a progress bar, then finish (save, metrics, evaluation, report, marker). Results are typed
+objects; `passed` says whether the run's gate held.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import platform
 import shutil
-from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -15,24 +18,53 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tailored import atomic
-from tailored.data.audit import Finding
-from tailored.data.prepare import Prepared, load_splits, prepare
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tailored.data.audit import Finding
 from tailored.data.encode import stop_token_ids
+from tailored.data.prepare import Prepared, encode_chat_all, encode_labelled_all, load_splits, render_masked
+from tailored.device import choose_bf16, device_of
 from tailored.errors import TailoredError
 from tailored.evaluation import report as html_report
 from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
 from tailored.evaluation.evidence import gather, print_evidence
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
-from tailored.atomic import sha256_file
-from tailored.runs import COMPLETE, new_run_dir, read_json, unfinished_runs
+from tailored.runs import COMPLETE, read_json
+from tailored.runs.record import saved_run, settings, start_run
 from tailored.training import classifier, defaults, lora
+from tailored.training.loop import FitResult, fit, overfitting
+
+
+@dataclass
+class CheckReport:
+    """What `check` found: every error, the warnings, a profile, and the first rows as trained (`show`)."""
+
+    errors: list[str]
+    warnings: list[Finding]
+    profile: dict
+    strict: bool = False  # warnings fail the check too
+    shown: list = field(default_factory=list)  # rich Text: rows exactly as trained, learned tokens marked
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors and not (self.strict and self.warnings)
+
+    @property
+    def verdict(self) -> str:
+        line = f"{'ok' if self.passed else 'fail'}: {len(self.errors)} errors, {len(self.warnings)} warnings"
+        if self.errors:
+            line += " — training refuses to start until the errors are fixed (or --skip-invalid)"
+        return line
+
+    def to_dict(self) -> dict:
+        return {"errors": self.errors, "warnings": [f.to_dict() for f in self.warnings], "profile": self.profile}
 
 
 @dataclass
 class Run:
     path: Path | None  # None for --explain, which trains nothing
     metrics: dict
+    fit: FitResult | None = None
+    comparison: Comparison | None = None
 
     def __str__(self) -> str:
         return str(self.path)
@@ -40,79 +72,55 @@ class Run:
     @property
     def passed(self) -> bool:
         """False when --fail-if-worse or a --min floor failed."""
-        return self.metrics.get("eval", {}).get("review", {}).get("gate", {}).get("passed", True)
+        return self.comparison.passed if self.comparison else True
 
 
 def _console(quiet: bool) -> Console:
     return Console(quiet=quiet, stderr=False, highlight=False)
 
 
-def shared_system_prompt(prep: Prepared) -> str | None:
-    """The system message every training example starts with, if they all share one.
+def _task_of(base_name: str) -> str:
+    return "classify" if resolve_base(base_name).kind == "encoder" else "generate"
 
-    `predict` adds it to a bare prompt, so the tuned model is asked the way it was trained.
+
+def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int, task: str = "generate"):
+    """The data read, split, audited and encoded for `base_name`; returns (Prepared, (base, tokenizer)).
+
+    The file is read before the base's tokenizer loads, so an unreadable or empty file is reported
+    at once rather than after a model load.
     """
-    firsts = Counter(ex.messages[0]["content"] if ex.messages[0]["role"] == "system" else None
-                     for ex in prep.train_examples)
-    (prompt, count), = firsts.most_common(1)
-    return prompt if count == len(prep.train_examples) else None
+    base = resolve_base(base_name)
+    if task != "classify" and base.kind != "causal":
+        raise TailoredError(f"base '{base_name}' is an encoder; it can classify (--task classify) but not "
+                            "generate text — use smollm2-135m or gemma3-270m")
+    prep = load_splits(data, data_cfg, seed)
+    if prep.train is None:  # nothing readable: there is nothing to tokenise
+        return prep, (base, None)
+    tokenizer = load_tokenizer(base)
+    if task == "classify":
+        return encode_labelled_all(prep, tokenizer, data_cfg, context_length(base)), (base, tokenizer)
+    return encode_chat_all(prep, tokenizer, data_cfg, stop_token_ids(tokenizer), context_length(base)), \
+        (base, tokenizer)
 
 
-def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smollm2-135m", seed: int = 0) -> dict:
-    """Read, validate, audit and tokenise `data` without training.
+def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smollm2-135m", seed: int = 0,
+          strict: bool = False, show: int = 0) -> CheckReport:
+    """Read, validate, audit and tokenise `data` without training; nothing is raised for bad rows.
 
-    Returns {"errors": [...], "warnings": [...], "profile": {...}}; nothing is raised for bad rows.
+    `strict` makes warnings fail the check; `show` renders that many rows exactly as trained.
     """
-    data_cfg = data_cfg or DataConfig()
-    task = "classify" if resolve_base(base).kind == "encoder" else "generate"
-    prep, (resolved, _) = prepare_data(data, data_cfg, base, seed, task)
-    return report(prep, estimated_profile(prep, resolved))
+    task = _task_of(base)
+    prep, (resolved, tokenizer) = prepare_data(data, data_cfg or DataConfig(), base, seed, task)
+    shown = [render_masked(tokenizer, enc) for enc in prep.shown[:show]] if task == "generate" else []
+    return CheckReport([str(p) for p in prep.errors], prep.findings, estimated_profile(prep, resolved), strict, shown)
 
 
 def estimated_profile(prep: Prepared, base) -> dict:
     """The profile with a training-time estimate for the default settings on this machine."""
+    if not prep.train_encoded:  # nothing to time, and no reason to open the base's weights
+        return prep.profile()
     epochs, _ = defaults.choose_epochs(len(prep.train_encoded))
     return prep.profile(parameter_count(base), epochs)
-
-
-def report(prep: Prepared, profile: dict) -> dict:
-    return {"errors": [str(p) for p in prep.errors], "warnings": [f.to_dict() for f in prep.findings],
-            "profile": profile}
-
-
-def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int, task: str = "generate"):
-    base = resolve_base(base_name)
-    if task == "classify":
-        return _prepare_classifier(data, data_cfg, base, seed), (base, load_tokenizer(base))
-    if base.kind != "causal":
-        raise TailoredError(f"base '{base_name}' is an encoder; it can classify (--task classify) but not "
-                            "generate text — use smollm2-135m or gemma3-270m")
-    tokenizer = load_tokenizer(base)
-    prep = prepare(data, data_cfg, seed, tokenizer, stop_token_ids(tokenizer), context_length(base))
-    return prep, (base, tokenizer)
-
-
-def _prepare_classifier(data, data_cfg: DataConfig, base, seed: int) -> Prepared:
-    if data_cfg.mix:
-        raise TailoredError("--mix is for generating models; a classifier learns only its labels")
-    prep = load_splits(data, data_cfg, seed)
-    prep.context = context_length(base)
-    if prep.train is None:
-        return prep
-    if not prep.train.labels:
-        raise TailoredError(f"{data}: --task classify needs text/label rows, and this file is "
-                            f"{prep.train.format} — train a generating model instead (leave out --task)")
-    tokenizer, too_long = load_tokenizer(base), []
-    limit = data_cfg.max_length or prep.context
-    prep.train_encoded = classifier.encode(tokenizer, prep.train_examples, prep.train.labels, limit, too_long)
-    prep.valid_encoded = classifier.encode(tokenizer, prep.valid_examples, prep.train.labels, limit, too_long)
-    if data_cfg.too_long == "error":
-        prep.errors.extend(too_long)
-    elif too_long:
-        prep.findings.append(Finding("too-long", f"{len(too_long)} rows are over {limit} tokens and will be "
-                                                 "dropped (--too-long drop), never cut",
-                                     [p.line for p in too_long[:10]], len(too_long)))
-    return prep
 
 
 def train(
@@ -123,32 +131,59 @@ def train(
     run_cfg: RunConfig | None = None,
     quiet: bool = False,
 ) -> Run:
-    """Fine-tune a base on `data`, keep the best adapter, and compare base vs tuned on held-out rows."""
+    """Fine-tune a base on `data`, keep the best weights, and compare base vs tuned on held-out rows."""
     train_cfg, data_cfg = train_cfg or TrainConfig(), data_cfg or DataConfig()
     eval_cfg, run_cfg = eval_cfg or EvalConfig(), run_cfg or RunConfig()
     console = _console(quiet)
     resume_dir = None
     if run_cfg.resume:  # the run's own settings and data, not the ones on this command line
-        resume_dir, data, train_cfg, data_cfg, eval_cfg = _saved_run(Path(run_cfg.resume))
+        resume_dir, data, train_cfg, data_cfg, eval_cfg = saved_run(Path(run_cfg.resume))
         run_cfg = replace(run_cfg, name=resume_dir.parent.name, runs_dir=str(resume_dir.parent.parent))
     if data is None:
         raise TailoredError("no training data — pass a .jsonl, .csv or .parquet file, or --resume RUN")
 
     # Everything that can be wrong with the data is found before the model loads.
-    classify = train_cfg.task == "classify"
     prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed, train_cfg.task)
     prep.raise_errors(data_cfg.skip_invalid)
-    longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
-    context = prep.context
-
-    if classify:
-        model = classifier.setup(materialise(base).path, prep.train.labels, train_cfg, Path(base.path).exists())
-    else:
-        model = load_causal_lm(base)
+    model = _load_model(train_cfg, base, prep)
     n_params = sum(p.numel() for p in model.parameters())
+    longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
     train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded), longest, n_params,
-                                                    min(2048, context))
+                                                    min(2048, prep.context))
     profile = prep.profile(n_params, train_cfg.epochs)
+    _print_plan(console, data, data_cfg, train_cfg, prep, profile, reasons)
+    if run_cfg.explain:
+        return Run(None, {"settings": {"train": asdict(train_cfg), "data": asdict(data_cfg)}, "reasons": reasons})
+
+    saved = settings(train_cfg, data_cfg, eval_cfg, reasons)
+    run_dir, resumed = start_run(run_cfg.runs_dir, run_cfg.name or Path(data).stem, data, train_cfg, base, prep,
+                                 saved, resume_dir)
+    if resumed:
+        console.print(f"[bold]resuming[/bold] {run_dir} from its last complete checkpoint")
+    check_report = CheckReport([str(p) for p in prep.errors], prep.findings, profile).to_dict()
+    atomic.write_json(run_dir / "check.json", check_report)
+    console.print(f"[bold]run[/bold] {run_dir}")
+
+    classify = train_cfg.task == "classify"
+    model = model if classify else lora.setup(model, train_cfg)
+    method = classifier if classify else lora
+    with _progress(console) as hooks:
+        result = fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, **method.batching(tokenizer.pad_token_id),
+                     **hooks, checkpoint_dir=run_dir / "checkpoints")
+    speed = result.trained_tokens / max(result.seconds, 1e-9)
+    best = None if result.best_valid_loss is None else round(result.best_valid_loss, 4)
+    console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); best valid loss "
+                  f"{best} at step {result.best_step}{' (stopped early)' if result.stopped_early else ''}")
+    return _finish(run_dir, model, tokenizer, base, prep, result, train_cfg, eval_cfg, run_cfg, check_report, console)
+
+
+def _load_model(train_cfg: TrainConfig, base, prep: Prepared):
+    if train_cfg.task == "classify":
+        return classifier.setup(materialise(base).path, prep.train.labels, train_cfg, Path(base.path).exists())
+    return load_causal_lm(base)
+
+
+def _print_plan(console, data, data_cfg, train_cfg, prep: Prepared, profile: dict, reasons: dict) -> None:
     console.print(f"[bold]data[/bold] {data}: {profile['rows']} rows ({profile['format']}), "
                   f"{profile['train_rows']} train / {profile['validation_rows']} valid ({prep.valid_source}), "
                   f"{profile['heldout_rows']} held-out"
@@ -160,37 +195,10 @@ def train(
     for key, why in reasons.items():
         console.print(f"[dim]{key} = {getattr(train_cfg, key, getattr(data_cfg, key, None))}: {why}[/dim]")
 
-    if run_cfg.explain:
-        return Run(None, {"settings": {"train": asdict(train_cfg), "data": asdict(data_cfg)}, "reasons": reasons})
 
-    name = run_cfg.name or Path(data).stem
-    saved = {"train": asdict(train_cfg), "data": asdict(data_cfg), "eval": asdict(eval_cfg), "reasons": reasons}
-    resume_dir = resume_dir or _same_unfinished_run(run_cfg.runs_dir, name, prep.train.sha256, saved)
-    run_dir = resume_dir or new_run_dir(run_cfg.runs_dir, name)
-    if resume_dir:
-        console.print(f"[bold]resuming[/bold] {run_dir} from its last complete checkpoint")
-    lineage = {
-        "name": run_dir.parent.name, "version": int(run_dir.name[1:]), "parent": None,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "base": {"name": train_cfg.base, "fingerprint": base.fingerprint(), "kind": base.kind},
-        "data": {"train": {"path": str(data), "sha256": prep.train.sha256},
-                 "valid": prep.valid_source,
-                 "heldout": ({"path": prep.heldout.path, "sha256": prep.heldout.sha256} if prep.heldout else None)},
-        "task": {"kind": train_cfg.task, "method": "full" if classify else train_cfg.method,
-                 "format": prep.train.format, "labels": prep.train.labels,
-                 "system_prompt": shared_system_prompt(prep)},
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
-    }
-    if not resume_dir:  # a resumed run keeps the lineage and reasons it started with
-        atomic.write_json(run_dir / "run.json", lineage)
-        atomic.write_json(run_dir / "config.json", saved)
-    check_report = report(prep, profile)
-    atomic.write_json(run_dir / "check.json", check_report)
-    console.print(f"[bold]run[/bold] {run_dir}")
-
-    trainer = classifier if classify else lora
-    model = model if classify else lora.setup(model, train_cfg)
-    bf16 = lora.use_bf16(train_cfg, lora.device_of(model))
+@contextmanager
+def _progress(console: Console):
+    """A progress bar with ETA, fed by the loop's two report hooks."""
     with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                   TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn(), TextColumn("ETA"),
                   TimeRemainingColumn(), console=console, transient=False) as progress:
@@ -202,26 +210,29 @@ def train(
         def on_val(info: dict) -> None:
             progress.update(task, valid=f"{info['valid_loss']:.3f}{' *' if info['improved'] else ''}")
 
-        result, _ = trainer.fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, tokenizer.pad_token_id,
-                             on_train, on_val, checkpoint_dir=run_dir / "checkpoints")
-    speed = result.trained_tokens / max(result.seconds, 1e-9)
-    console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); "
-                  f"best valid loss {result.best_valid_loss if result.best_valid_loss is None else round(result.best_valid_loss, 4)}"
-                  f" at step {result.best_step}{' (stopped early)' if result.stopped_early else ''}")
+        yield {"on_train_report": on_train, "on_val_report": on_val}
 
+
+def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitResult, train_cfg: TrainConfig,
+            eval_cfg: EvalConfig, run_cfg: RunConfig, check_report: dict, console: Console) -> Run:
+    """Save the weights, evaluate, write metrics and the report, then the COMPLETE marker last."""
+    classify = train_cfg.task == "classify"
     if classify:
         classifier.save(model, tokenizer, run_dir / "classifier")
     else:  # the adapter, or the whole model after full fine-tuning
         lora.save(model, run_dir / ("model" if train_cfg.method == "full" else "adapter"))
         tokenizer.save_pretrained(run_dir / "tokenizer")  # carries the chat template used in training
     atomic.write_json(run_dir / "history.json", result.history)
-    metrics = {"train": {k: v for k, v in asdict(result).items() if k != "history"}, "tokens_per_second": speed,
-               "overfitting": lora.overfitting(result.history)}
+    metrics = {"train": {k: v for k, v in asdict(result).items() if k != "history"},
+               "tokens_per_second": result.trained_tokens / max(result.seconds, 1e-9),
+               "overfitting": overfitting(result.history)}
     if metrics["overfitting"]:
         console.print(f"[yellow]warning overfitting: {escape(metrics['overfitting']['message'])}[/yellow]")
 
+    comparison = None
     rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")
     if run_cfg.evaluate and rows:
+        bf16 = choose_bf16(train_cfg.bf16, device_of(model))
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
         comparison = _compare(model, tokenizer, rows, prep.train_examples, prep.train.labels, eval_cfg, bf16,
                               classify, base_model)
@@ -237,7 +248,7 @@ def train(
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # only needed to resume an unfinished run
     console.print(f"[bold green]done[/bold green] → {run_dir}   report: {run_dir / 'report.html'}   "
                   f"try: tailor predict {run_dir} \"…\"")
-    return Run(run_dir, metrics)
+    return Run(run_dir, metrics, result, comparison)
 
 
 def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
@@ -250,33 +261,6 @@ def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, b
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
            rows, bf16, base_model)
     return comparison
-
-
-def _saved_run(path: Path):
-    """Data path and settings of an unfinished run, for --resume."""
-    if not (path / "run.json").exists():
-        raise TailoredError(f"{path}: not a run folder (no run.json) — pass a folder like runs/NAME/v3")
-    if (path / COMPLETE).exists():
-        raise TailoredError(f"{path}: this run already finished — nothing to resume")
-    lineage, saved = read_json(path / "run.json"), read_json(path / "config.json")
-    data = lineage["data"]["train"]["path"]
-    if not Path(data).exists() or sha256_file(data) != lineage["data"]["train"]["sha256"]:
-        raise TailoredError(f"{path}: its training data {data} is missing or changed since the run started — "
-                            "train a new version instead")
-    return (path, data, TrainConfig(**saved["train"]), DataConfig(**saved["data"]), EvalConfig(**saved["eval"]))
-
-
-def _same_unfinished_run(runs_dir: str, name: str, data_sha: str, saved: dict) -> Path | None:
-    """An interrupted run of the same data and settings: rerunning the command continues it."""
-    for path in unfinished_runs(runs_dir, name):
-        try:
-            same = (read_json(path / "run.json")["data"]["train"]["sha256"] == data_sha
-                    and read_json(path / "config.json") == json.loads(json.dumps(saved)))
-        except (TailoredError, KeyError):
-            continue
-        if same:
-            return path
-    return None
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConfig | None = None,
@@ -307,6 +291,6 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     if eval_cfg.report:
         history = read_json(tuned.path / "history.json") if (tuned.path / "history.json").exists() else []
         html_report.write(Path(eval_cfg.report), f"{tuned.path.parent.name} {tuned.path.name} on {Path(path).name}",
-                     {**comparison.to_dict(), "on": Path(path).name}, history, None, saved, lineage)
+                          {**comparison.to_dict(), "on": Path(path).name}, history, None, saved, lineage)
         console.print(f"report → {eval_cfg.report}")
     return comparison

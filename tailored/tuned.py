@@ -8,9 +8,10 @@ from pathlib import Path
 from tailored.evaluation.generate import generate
 from tailored.evaluation.metrics import match_label
 from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+from tailored.models.load import quiet_transformers
 from tailored.runs import read_json, resolve_run
-from tailored.training.lora import device_of, use_bf16
-from tailored.config import TrainConfig
+from tailored.device import choose_bf16, device_of
+from tailored.models.scoring import predict_labels
 
 
 class Tuned:
@@ -44,10 +45,12 @@ class Tuned:
             from peft import PeftModel
 
             self.tokenizer = load_tokenizer(self.base, path / "tokenizer")
-            self.model = PeftModel.from_pretrained(load_causal_lm(self.base), path / "adapter")
+            base_model = load_causal_lm(self.base)
+            with quiet_transformers():
+                self.model = PeftModel.from_pretrained(base_model, path / "adapter")
         self.model.eval()
         # generate the way the run's own evaluation did
-        self.bf16 = use_bf16(TrainConfig(**read_json(path / "config.json")["train"]), device_of(self.model))
+        self.bf16 = choose_bf16(read_json(path / "config.json")["train"].get("bf16"), device_of(self.model))
 
     @property
     def labels(self) -> list[str] | None:
@@ -66,10 +69,8 @@ class Tuned:
         single = isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict))
         items = [prompts] if single else list(prompts)
         if self.kind == "classify":
-            from tailored.training.classifier import predict
-
             texts = [p if isinstance(p, str) else p[-1]["content"] for p in items]
-            replies = [self.labels[i] for i in predict(self.model, self.tokenizer, texts, batch_size, self.bf16)]
+            replies = [self.labels[i] for i in predict_labels(self.model, self.tokenizer, texts, batch_size, self.bf16)]
             return replies[0] if single else replies
         replies = generate(self.model, self.tokenizer, [self.messages_for(p) for p in items], max_new_tokens,
                            batch_size, self.bf16)

@@ -1,11 +1,15 @@
-"""Parity counts an answer that parts from the run's only at a near-tie, and nothing else, as matching."""
+"""Export parity: near-ties count as matching and nothing else does; `tailor export` fails below the threshold."""
 
 import types
 
+import pytest
 import torch
+from typer.testing import CliRunner
 
-from tailored.export import NEAR_TIE, _split_at_tie
-from tests.conftest import build_tokenizer
+import tailored
+from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tailored.export import MIN_PARITY, NEAR_TIE, _split_at_tie
+from tests.conftest import build_tokenizer, write_jsonl, yes_rows
 
 
 class _Fixed:
@@ -27,3 +31,35 @@ def test_a_split_counts_as_a_tie_only_when_the_exports_logits_were_that_close():
     assert not _split_at_tie(_Fixed({6: 1.0, 5: 1.0 - 2 * NEAR_TIE}), tok, "hi", ours, theirs)
     # one answer stopping earlier is not a tie on a token
     assert not _split_at_tie(_Fixed({6: 1.0}), tok, "hi", [7, 8], [7, 8, 6])
+
+
+@pytest.fixture(scope="module")
+def yes_run(tiny_base, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    data = write_jsonl(folder / "yes.jsonl", yes_rows(40))
+    write_jsonl(folder / "yes.heldout.jsonl", yes_rows(8, start=700))
+    tailored.train(data, TrainConfig(base=str(tiny_base), epochs=5, learning_rate=1e-2, batch_size=8),
+                   run_cfg=RunConfig(runs_dir=str(folder / "runs"), evaluate=False), quiet=True)
+    return folder / "runs"
+
+
+def test_tailor_export_passes_when_the_export_answers_like_the_run(yes_run, tmp_path):
+    from tailored.cli import app
+
+    result = CliRunner().invoke(app, ["export", "yes", "--out", str(tmp_path / "m"), "--runs-dir", str(yes_run)])
+    assert result.exit_code == 0, result.output
+    assert "parity: 100.0% of 8 held-out answers identical" in result.output
+
+
+def test_tailor_export_exits_1_below_the_parity_threshold(yes_run, tiny_base, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    import tailored.export
+    from tailored.cli import app
+
+    # An export that lost the adapter: reloading it gives the untouched base, which never says "yes".
+    monkeypatch.setattr(tailored.export, "load_export", lambda path, tuned: AutoModelForCausalLM.from_pretrained(
+        tiny_base, dtype=torch.float32))
+    result = CliRunner().invoke(app, ["export", "yes", "--out", str(tmp_path / "m"), "--runs-dir", str(yes_run)])
+    assert result.exit_code == 1, result.output
+    assert f"need {MIN_PARITY:g}%" in result.output and "0.0% of 8 held-out answers identical" in result.output

@@ -69,14 +69,25 @@ def _lora_model(tiny_base):
     return model
 
 
-def _loss_and_grads(model, batch, bf16):
-    from tailored.training.batches import token_loss
-
-    model.zero_grad()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        loss, _ = token_loss(model, batch)
+def _grads(model, loss):
     loss.backward()
-    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+    return loss.item(), grads
+
+
+def _plain_loss(model, batch):
+    """The reference: transformers' own forward (no tailored code) and torch's cross-entropy, summed."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = logits[:, :-1].flatten(0, 1)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 softmax at least, fp64 kept
+    return F.cross_entropy(logits, batch["labels"][:, 1:].flatten(), reduction="sum")
+
+
+def _fast_loss(model, batch):
+    from tailored.training import lora
+
+    return lora.loss(model, batch)[0]
 
 
 def _batch():
@@ -88,32 +99,54 @@ def _batch():
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def test_training_kernels_give_the_same_loss_and_gradients(tiny_base):
+def test_training_kernels_give_the_same_loss_and_gradients_as_plain_transformers(tiny_base):
+    from tailored.training.fast_path import ALL_LEVERS, IMPLEMENTATION
+
     model, batch = _lora_model(tiny_base).double(), _batch()  # fp64: summation order cannot show
-    plain_loss, plain_grads = _loss_and_grads(model, batch, bf16=False)
-    with training_kernels(model, bf16=False):
+    config = model.get_base_model().config
+    plain_loss, plain_grads = _grads(model, _plain_loss(model, batch))
+    with training_kernels(model, bf16=False) as kernels:
+        assert kernels.levers == ALL_LEVERS and config._attn_implementation == IMPLEMENTATION  # really swapped
         assert all("forward" in vars(m) for m in model.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A"))
-        fast_loss, fast_grads = _loss_and_grads(model, batch, bf16=False)
+        fast_loss, fast_grads = _grads(model, _fast_loss(model, batch))
+        assert kernels.workspace.buffers is not None  # the loss really went through head_loss
     assert fast_loss == pytest.approx(plain_loss, rel=1e-12)
     assert plain_grads.keys() == fast_grads.keys() and len(plain_grads) == 2 * 7 * 2  # A and B, 7 linears, 2 layers
     for name in plain_grads:
         torch.testing.assert_close(fast_grads[name], plain_grads[name], rtol=1e-9, atol=1e-12)
 
 
+def test_each_lever_can_be_left_off(tiny_base):
+    model, batch = _lora_model(tiny_base).double(), _batch()
+    config = model.get_base_model().config
+    plain_loss = _plain_loss(model, batch).item()
+    with training_kernels(model, bf16=False, levers=frozenset({"head_loss"})) as kernels:
+        assert config._attn_implementation == "sdpa"
+        assert not any("forward" in vars(m) for m in model.modules())
+        assert _fast_loss(model, batch).item() == pytest.approx(plain_loss, rel=1e-12)
+        assert kernels.workspace.buffers is not None
+    with training_kernels(model, bf16=False, levers=frozenset()) as kernels:
+        assert _fast_loss(model, batch).item() == pytest.approx(plain_loss, rel=1e-12)
+        assert kernels.workspace.buffers is None  # plain head and cross-entropy
+
+
 def test_training_kernels_in_bf16_stay_close_and_restore_the_model(tiny_base):
     model, batch = _lora_model(tiny_base), _batch()
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     config = model.get_base_model().config
-    plain_loss, plain_grads = _loss_and_grads(model, batch, bf16=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plain_loss, plain_grads = _grads(model, _plain_loss(model, batch))
     with training_kernels(model, bf16=True):
         assert config._attn_implementation != "sdpa"
-        fast_loss, fast_grads = _loss_and_grads(model, batch, bf16=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast_loss, fast_grads = _grads(model, _fast_loss(model, batch))
     assert fast_loss == pytest.approx(plain_loss, rel=2e-2)
     for name in plain_grads:
         cosine = F.cosine_similarity(fast_grads[name].flatten(), plain_grads[name].flatten(), dim=0)
         assert cosine > 0.99, name
-    # Everything put back: attention, forwards, hooks and fp32 weights with their exact values.
+    # Everything put back: attention, forwards, hooks, the kernels object and fp32 weights with their exact values.
     assert config._attn_implementation == "sdpa"
+    assert not hasattr(model.get_base_model(), "_tailored_kernels")
     for name, p in model.named_parameters():
         assert p.dtype == torch.float32 and torch.equal(p, before[name]), name
     for module in model.modules():

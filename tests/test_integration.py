@@ -66,9 +66,11 @@ def test_gguf_export_reloads_and_answers_like_the_run(short_run, tmp_path):
 
     # The merged fp32 export must give exactly the run's answers. f16 rounding moves logits by ~0.02, so a
     # barely trained run's answer may part from the run's at a near-tie, and only there.
-    _, merged = export(short_run.path, "merged", tmp_path / "merged", max_rows=8)
+    merged = export(short_run.path, "merged", tmp_path / "merged", max_rows=8).parity
     assert merged.rows == 8 and merged.same_output == 100.0, str(merged)
-    target, parity = export(short_run.path, "gguf", tmp_path, gguf_type="f16", max_rows=8)
+    exported = export(short_run.path, "gguf", tmp_path, gguf_type="f16", max_rows=8)
+    target, parity = exported.path, exported.parity
+    assert exported.passed
     assert target.suffix == ".gguf" and (tmp_path / "Modelfile").exists()
     assert parity.rows == 8 and parity.same_or_tie >= 95.0, str(parity)
     template = gguf.GGUFReader(str(target)).fields["tokenizer.chat_template"].contents()

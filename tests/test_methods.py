@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +16,7 @@ import tailored
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig, from_yaml, template_yaml
 from tailored.data.prepare import load_splits
 from tailored.errors import TailoredError
+from tailored.training import checkpoint
 from tests.conftest import build_tokenizer, write_jsonl, yes_rows
 
 
@@ -46,13 +47,11 @@ def keyword_csv(path, n: int, start: int = 0):
 
 
 def classify_cmd(encoder, data, runs, kill: str | None = None) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "TAILORED_TEST_KILL"}
-    if kill:
-        env["TAILORED_TEST_KILL"] = kill
-    cmd = [sys.executable, "-m", "tailored.cli", "train", str(data), "--task", "classify", "--base", str(encoder),
-           "--epochs", "3", "--learning-rate", "3e-3", "--batch-size", "4", "--runs-dir", str(runs),
-           "--no-evaluate", "-q"]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True).returncode
+    args = ["train", str(data), "--task", "classify", "--base", str(encoder), "--epochs", "3", "--learning-rate",
+            "3e-3", "--batch-size", "4", "--runs-dir", str(runs), "--no-evaluate", "-q"]
+    killer = Path(__file__).with_name("kill_at.py")
+    cmd = [sys.executable, str(killer), kill, *args] if kill else [sys.executable, "-m", "tailored.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True).returncode
 
 
 def test_classifier_learns_and_serves_predict_and_evaluate(tiny_encoder, tmp_path):
@@ -75,7 +74,10 @@ def test_classifier_resumes_bit_identically_after_kill(tiny_encoder, tmp_path):
     data = keyword_csv(tmp_path / "d.csv", 40)
     assert classify_cmd(tiny_encoder, data, tmp_path / "ref") == 0
     assert classify_cmd(tiny_encoder, data, tmp_path / "cut", kill="step:13") == -9
+    saved = checkpoint.complete(tmp_path / "cut" / "d" / "v1" / "checkpoints")[-1]
     assert classify_cmd(tiny_encoder, data, tmp_path / "cut") == 0
+    metrics = json.loads((tmp_path / "cut" / "d" / "v1" / "metrics.json").read_text())
+    assert metrics["train"]["resumed_from"] == int(saved.name.split("-")[1]) == 12  # not a restart from step 0
     ref = load_file(str(tmp_path / "ref" / "d" / "v1" / "classifier" / "model.safetensors"))
     cut = load_file(str(tmp_path / "cut" / "d" / "v1" / "classifier" / "model.safetensors"))
     assert ref.keys() == cut.keys()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tailored.config import parse_floors
 from tailored.evaluation import review
 from tailored.evaluation.compare import score
 from tailored.errors import TailoredError
@@ -56,7 +57,7 @@ def test_gate_fails_only_beyond_the_interval_and_under_floors():
     floors = review.gate("rouge_l", base, tuned, {}, False, {"exact_match": 20.0, "nope": 1.0})
     assert len(floors["failures"]) == 2 and "under the floor 20" in floors["failures"][0]
     with pytest.raises(TailoredError):
-        review.parse_floors(["rouge_l:5"])
+        parse_floors(["rouge_l:5"])
 
 
 def test_metric_override_changes_the_primary_and_refuses_unknown_names():

@@ -21,9 +21,9 @@ KEY = "test-key-123"
 
 @pytest.fixture(scope="module")
 def runs_dir(tiny_base, tmp_path_factory):
-    """Two runs over the same tiny base: one always answers 'yes', the other 'no'."""
+    """Three runs over the same tiny base: they always answer 'yes', 'no' and 'ok'."""
     folder = tmp_path_factory.mktemp("serve")
-    for name, word in (("yes", "yes"), ("no", "no")):
+    for name, word in (("yes", "yes"), ("no", "no"), ("ok", "ok")):
         data = write_jsonl(folder / f"{name}.jsonl",
                            [{"prompt": f"question number {i} please", "completion": word} for i in range(40)])
         tailored.train(data, TrainConfig(base=str(tiny_base), epochs=5, learning_rate=1e-2, batch_size=8),
@@ -62,9 +62,9 @@ def server(runs_dir):
     s.stop()
 
 
-def ask(client, model, text="question number 7 please", **kw):
-    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}], max_tokens=5,
-                                          **kw)
+def ask(client, model, text="question number 7 please", max_tokens=5, **kw):
+    return client.chat.completions.create(model=model, messages=[{"role": "user", "content": text}],
+                                          max_tokens=max_tokens, **kw)
 
 
 def test_two_adapters_answer_differently_in_one_server(server):
@@ -85,6 +85,20 @@ def test_streaming_gives_the_same_answer_in_chunks(server):
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == ask(client, "no").choices[0].message.content == "no"
     assert chunks[-1].choices[0].finish_reason == "stop"
+    cut = list(ask(client, "yes", stream=True, stop=["es"]))
+    assert "".join(c.choices[0].delta.content or "" for c in cut) == "y"
+    assert cut[-1].choices[0].finish_reason == "stop"
+
+
+def test_batched_answers_equal_one_at_a_time_answers(server):
+    client = server.client()
+    prompts = ["hello", "please help me reset my password please", "the answer is", "billing no yes ok help",
+               "system user assistant hello the answer", "ok"]
+    alone = [ask(client, "base", text=p, max_tokens=8).choices[0].message.content for p in prompts]
+    with ThreadPoolExecutor(len(prompts)) as pool:  # arrive together: generated as one left-padded batch
+        together = list(pool.map(lambda p: ask(client, "base", text=p, max_tokens=8).choices[0].message.content,
+                                 prompts))
+    assert together == alone and len(set(alone)) > 1
 
 
 def test_completions_endpoint_and_stop_sequences(server):
@@ -96,14 +110,14 @@ def test_completions_endpoint_and_stop_sequences(server):
 
 
 def test_every_route_but_health_needs_the_key(server):
-    from fastapi.routing import APIRoute
-
-    routes = [(r.path, m) for r in server.app.routes if isinstance(r, APIRoute) for m in r.methods]
+    # Every route the app has, not only API routes: /docs, /redoc or /openapi.json coming back would show here.
+    routes = [(r.path, m) for r in server.app.routes for m in getattr(r, "methods", None) or {"GET"}]
     assert len(routes) >= 4  # health, models, chat, completions: a new route is checked automatically
-    for path, method in routes:
+    for path, method in routes + [("/docs", "GET"), ("/redoc", "GET"), ("/openapi.json", "GET")]:
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             status = httpx.request(method, server.url + path, headers=headers, json={}).status_code
-            assert status == (200 if path == "/health" else 401), (path, method, headers, status)
+            allowed = {200} if path == "/health" else {401} if (path, method) in routes else {401, 404}
+            assert status in allowed, (path, method, headers, status)
     with pytest.raises(openai.AuthenticationError):
         ask(server.client(key="nope"), "yes")
 
@@ -152,27 +166,55 @@ def test_a_burst_beyond_the_limit_gets_429_with_retry_after(runs_dir):
         s.stop()
 
 
-def test_merged_export_loads_in_plain_transformers_and_answers_the_same(runs_dir, tmp_path):
-    from tailored.export import export
-
-    target, parity = export("yes", "merged", tmp_path / "merged", str(runs_dir), check=False)
+def test_merged_export_has_the_adapters_logits_in_plain_transformers(runs_dir, tmp_path):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tailored.evaluation.generate import generate
+    from tailored.export import export
     from tailored.tuned import load
 
-    model, tok = AutoModelForCausalLM.from_pretrained(target), AutoTokenizer.from_pretrained(target)
-    assert tok.chat_template == load("yes", runs_dir).tokenizer.chat_template
-    prompts = [[{"role": "user", "content": f"question number {i} please"}] for i in range(900, 910)]
-    assert generate(model, tok, prompts, 4) == generate(load("yes", runs_dir).model, tok, prompts, 4) == ["yes"] * 10
+    exported = export("yes", "merged", tmp_path / "merged", str(runs_dir), check=False)
+    model, tok = AutoModelForCausalLM.from_pretrained(exported.path), AutoTokenizer.from_pretrained(exported.path)
+    tuned = load("yes", runs_dir)
+    assert tok.chat_template == tuned.tokenizer.chat_template
+    ids = tok(["hello the answer is", "please help reset password billing"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        merged, peft = model(**ids).logits, tuned.model(**ids).logits
+        with tuned.model.disable_adapter():
+            base = tuned.model(**ids).logits
+    assert (peft - base).abs().max() > 1.0  # the trained adapter (non-zero B) moves the logits a lot
+    torch.testing.assert_close(merged, peft, rtol=1e-4, atol=1e-4)
 
 
 def test_adapters_are_evicted_least_recently_used_and_reload_correctly(runs_dir):
-    s = Server(runs_dir, max_adapters=1)
+    s = Server(runs_dir, max_adapters=2)
     try:
         client = s.client()
-        answers = [ask(client, name).choices[0].message.content for name in ("yes", "no", "yes", "no")]
-        assert answers == ["yes", "no", "yes", "no"]
-        assert list(s.pool.adapters) == ["no/v1"]  # only the most recent stays loaded
+        answers = [ask(client, name).choices[0].message.content for name in ("yes", "no", "yes", "ok")]
+        assert answers == ["yes", "no", "yes", "ok"]
+        # "no" was used longest ago when "ok" needed a slot; "yes", used since, stays
+        assert sorted(s.pool.adapters) == ["ok/v1", "yes/v1"]
+        assert ask(client, "no").choices[0].message.content == "no"  # reloaded on demand, and right
+        assert sorted(s.pool.adapters) == ["no/v1", "ok/v1"]
+    finally:
+        s.stop()
+
+
+def test_a_client_that_disconnects_mid_stream_stops_generation_and_frees_its_slot(runs_dir):
+    s = Server(runs_dir, max_in_flight=1)
+    try:
+        client = s.client()
+        long = ask(client, "base", text="hello", max_tokens=200)
+        assert long.choices[0].finish_reason == "length"  # left alone, it generates all 200 tokens
+        jobs = []
+        submit = s.pool.submit
+        s.pool.submit = lambda job: (jobs.append(job), submit(job))[1]
+        with httpx.stream("POST", s.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+                          json={"model": "base", "max_tokens": 200, "stream": True,
+                                "messages": [{"role": "user", "content": "hello"}]}) as r:
+            next(r.iter_lines())
+        generated = jobs[0].future.result(timeout=30)
+        assert len(generated) < 200  # stopped when the client went away
+        assert ask(client, "yes").choices[0].message.content == "yes"  # the one slot is free again
     finally:
         s.stop()

@@ -10,7 +10,8 @@ import tailored
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.encode import encode
 from tailored.models import load_causal_lm, load_tokenizer, resolve_base
-from tailored.training import lora
+from tailored.training import checkpoint, lora
+from tailored.training.loop import fit, overfitting, validate
 from tests.conftest import write_jsonl, yes_rows
 
 
@@ -25,6 +26,10 @@ def fresh(tiny_base, cfg):
     return tok, lora.setup(load_causal_lm(base), cfg)
 
 
+def lora_fit(model, train, valid, cfg, tok, **kw):
+    return fit(model, train, valid, cfg, **lora.batching(tok.pad_token_id), **kw)
+
+
 def test_fit_restores_the_best_checkpoint_not_the_last(tiny_base):
     cfg = TrainConfig(base=str(tiny_base), epochs=6, learning_rate=1e-2, batch_size=4, patience=100,
                       evals_per_epoch=2, bf16=False)
@@ -32,11 +37,13 @@ def test_fit_restores_the_best_checkpoint_not_the_last(tiny_base):
     train = encoded(tok, yes_rows(24))
     # Validation wants "no": it improves while the template is learned, then worsens as "yes" wins.
     valid = encoded(tok, [{"prompt": f"question number {i} please", "completion": "no"} for i in range(8)])
-    result, _ = lora.fit(model, train, valid, cfg, tok.pad_token_id)
+    result = lora_fit(model, train, valid, cfg, tok)
     valid_losses = [h["valid_loss"] for h in result.history if "valid_loss" in h]
     assert result.best_step < result.steps, "scenario should make the last checkpoint worse than the best"
     assert valid_losses[-1] > min(valid_losses)
-    assert lora.validate(model, valid, 4, tok.pad_token_id, False) == pytest.approx(min(valid_losses), abs=1e-5)
+    batching = lora.batching(tok.pad_token_id)
+    again = validate(model, valid, 4, loss=batching["loss"], collate=batching["collate"], bf16=False)
+    assert again == pytest.approx(min(valid_losses), abs=1e-5)
 
 
 def test_same_seed_gives_identical_losses(tiny_base):
@@ -44,7 +51,7 @@ def test_same_seed_gives_identical_losses(tiny_base):
     runs = []
     for _ in range(2):
         tok, model = fresh(tiny_base, cfg)
-        result, _ = lora.fit(model, encoded(tok, yes_rows(20)), [], cfg, tok.pad_token_id)
+        result = lora_fit(model, encoded(tok, yes_rows(20)), [], cfg, tok)
         runs.append([h["train_loss"] for h in result.history])
     assert runs[0] == runs[1] and len(runs[0]) == 5
 
@@ -109,7 +116,7 @@ def test_rows_over_max_length_are_never_cut_silently(tiny_base, tmp_path):
 def test_run_keeps_exactly_what_check_reported(tiny_base, tmp_path):
     rows = yes_rows(30) + [yes_rows(1)[0], {"prompt": "mail me at a@b.example.org", "completion": "yes"}]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
-    checked = tailored.check(data, base=str(tiny_base))
+    checked = tailored.check(data, base=str(tiny_base)).to_dict()
     run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1), DataConfig(), EvalConfig(),
                          RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
     saved = json.loads((run.path / "check.json").read_text())
@@ -123,11 +130,11 @@ def test_overfitting_is_detected_from_the_history():
     history = [{"step": 0, "valid_loss": 2.0}]
     history += [{"step": s, "train_loss": 1.0 / s} for s in range(1, 31)]
     history += [{"step": 10, "valid_loss": 0.5}, {"step": 20, "valid_loss": 0.7}, {"step": 30, "valid_loss": 0.9}]
-    found = lora.overfitting(history)
+    found = overfitting(history)
     assert found["best_step"] == 10 and found["last_valid_loss"] == 0.9
     assert "the step-10 weights were kept" in found["message"]
     healthy = history[:-2] + [{"step": 30, "valid_loss": 0.45}]
-    assert lora.overfitting(healthy) is None
+    assert overfitting(healthy) is None
 
 
 def test_explain_prints_the_choices_and_trains_nothing(tiny_base, tmp_path):
@@ -160,7 +167,8 @@ def test_micro_batches_give_the_same_update_with_less_at_once(tiny_base):
             chunks = micro_batches(data[:8], budget)
             assert len(chunks) > 1 and all(len(c) == 1 or max(len(e.input_ids) for e in c) * len(c) <= budget
                                            for c in chunks)
-        result, best = lora.fit(model, data, [], cfg, tok.pad_token_id)
+        result = lora_fit(model, data, [], cfg, tok)
+        best = checkpoint.trainable_state(model)
         runs.append(([h["train_loss"] for h in result.history], best, result.trained_tokens))
     (loss_a, best_a, tokens_a), (loss_b, best_b, tokens_b) = runs
     assert tokens_a == tokens_b

@@ -114,3 +114,62 @@ def _mask(ids: list[int], offsets, spans: list[tuple[int, int]], stop_ids: set[i
         ids = ids[: last_labelled + 1] + [eos] + ids[last_labelled + 1 :]
         labels = labels[: last_labelled + 1] + [eos] + labels[last_labelled + 1 :]
     return Encoded(list(ids), labels)
+
+
+@dataclass
+class Labelled:
+    """A text/label row for an encoder classifier: token ids and the label's index."""
+
+    input_ids: list[int]
+    label: int
+
+    @property
+    def trainable(self) -> int:
+        return 1  # one label to learn per row, whatever its length
+
+
+def encode_labelled(tokenizer, examples: list, labels: list[str], max_length: int,
+                    too_long: list) -> list[Labelled]:
+    """Token ids and label index per row; rows over `max_length` go to `too_long` as Problems, never cut."""
+    from tailored.data.readers import Problem
+
+    out = []
+    ids = tokenizer([ex.text for ex in examples], add_special_tokens=True)["input_ids"] if examples else []
+    for ex, row in zip(examples, ids):
+        if len(row) > max_length:
+            too_long.append(Problem(ex.source, ex.line, "text", f"{len(row)} tokens, over the encoder's "
+                                    f"{max_length}", "shorten the text or split it into several rows"))
+            continue
+        out.append(Labelled(row, labels.index(ex.label)))
+    return out
+
+
+def _padded(rows: list, pad_id: int):
+    import torch
+
+    width = max(len(r.input_ids) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r.input_ids)] = torch.tensor(r.input_ids)
+        mask[i, : len(r.input_ids)] = 1
+    return ids, mask
+
+
+def collate(rows: list[Encoded], pad_id: int) -> dict:
+    """Right-padded tensors; padding is masked out of attention and loss."""
+    import torch
+
+    ids, mask = _padded(rows, pad_id)
+    labels = torch.full_like(ids, IGNORE)
+    for i, r in enumerate(rows):
+        labels[i, : len(r.labels)] = torch.tensor(r.labels)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def collate_labelled(rows: list[Labelled], pad_id: int) -> dict:
+    """Right-padded ids and attention mask, and one label index per row."""
+    import torch
+
+    ids, mask = _padded(rows, pad_id)
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([r.label for r in rows])}

@@ -40,6 +40,11 @@ class Example:
     def target(self) -> str:
         return self.messages[-1]["content"]
 
+    @property
+    def text(self) -> str:
+        """What a classifier reads: the user turn (a system prompt listing the labels is for LMs only)."""
+        return self.messages[-2]["content"]
+
 
 def detect_format(keys: set[str]) -> str | None:
     for name, required in FORMATS.items():

@@ -13,12 +13,12 @@ from pathlib import Path
 from tailored.config import DataConfig
 from tailored.data import Dataset, Example, Problem, load_dataset, split_train_valid
 from tailored.data.audit import MIN_EXAMPLES, Finding, audit
-from tailored.data.encode import IGNORE, Encoded, TemplateError, encode_many
+from tailored.data.encode import IGNORE, Encoded, Labelled, TemplateError, encode_labelled, encode_many
 from tailored.errors import DataError, TailoredError
 
-# SmolLM2-135M LoRA on 2 CPU cores with bf16 autocast reached 443 tokens/s in `make demo`; other bases are
-# scaled by parameter count. An estimate, printed as one.
-TOKENS_PER_SECOND_135M = 440
+# SmolLM2-135M LoRA on 2 CPU cores with bf16 autocast trained at 632 tokens/s in `make demo` after the
+# training fast path (README); other bases are scaled by parameter count. An estimate, printed as one.
+TOKENS_PER_SECOND_135M = 630
 
 
 @dataclass
@@ -32,13 +32,18 @@ class Prepared:
     valid_source: str = "split"
     errors: list[Problem] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    train_encoded: list[Encoded] = field(default_factory=list)
-    valid_encoded: list[Encoded] = field(default_factory=list)
+    train_encoded: list[Encoded | Labelled] = field(default_factory=list)
+    valid_encoded: list[Encoded | Labelled] = field(default_factory=list)
     shown: list[Encoded] = field(default_factory=list)  # encodings aligned with train_examples, for --show
     context: int = 2048  # the base's context window, read once by `prepare`
     mixed: list[Example] = field(default_factory=list)  # general rows from --mix, trained on with the task rows
+    # Problems with the data as a whole (too few examples): also in `errors`, but --skip-invalid, which
+    # drops bad rows, cannot skip these.
+    refusals: list[Problem] = field(default_factory=list)
 
     def raise_errors(self, skip_invalid: bool) -> None:
+        if self.refusals:
+            raise DataError(self.refusals)
         if self.errors and not skip_invalid:
             raise DataError(self.errors)
         if not self.train_encoded:
@@ -103,17 +108,19 @@ def load_splits(data: str | Path, cfg: DataConfig, seed: int) -> Prepared:
     heldout = _load(heldout_path, errors, labels) if heldout_path else None
     if train is None:
         return Prepared(None, [], [], heldout, errors=errors)
+    refusals = []
     if len(train.examples) < MIN_EXAMPLES:
-        errors.append(Problem(str(data), 1, "(file)", f"only {len(train.examples)} usable examples; at least "
-                                                      f"{MIN_EXAMPLES} are needed to train and validate",
-                              "add examples (100+ gives reliable gains)"))
+        refusals.append(Problem(str(data), 1, "(file)", f"only {len(train.examples)} usable examples; at least "
+                                                        f"{MIN_EXAMPLES} are needed to train and validate",
+                                "add examples (100+ gives reliable gains)"))
+        errors.append(refusals[-1])
     if cfg.valid:
         train_examples, valid_examples = train.examples, valid.examples if valid else []
         source = str(cfg.valid)
     else:
         train_examples, valid_examples = split_train_valid(train.examples, cfg.valid_fraction, seed)
         source = f"split ({cfg.valid_fraction:.0%} of {Path(data).name}, seed {seed})"
-    prep = Prepared(train, train_examples, valid_examples, heldout, source, errors)
+    prep = Prepared(train, train_examples, valid_examples, heldout, source, errors, refusals=refusals)
     prep.findings = audit(train.examples, train.labels, train_examples, valid_examples,
                           heldout.examples if heldout else None)
     if cfg.mix:
@@ -173,21 +180,47 @@ def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], m
 
     prep.train_encoded = run(prep.train_examples, keep_all=True) + run(prep.mixed)
     prep.valid_encoded = run(prep.valid_examples)
+    _report_too_long(prep, cfg, too_long, max_length, "max_length")
+    return prep
+
+
+def _report_too_long(prep: Prepared, cfg: DataConfig, too_long: list[Problem], limit: int, unit: str) -> None:
     if too_long and cfg.too_long == "error":
         prep.errors.extend(too_long)
     elif too_long:
         lines = [p.line for p in too_long]
-        prep.findings.append(Finding("too-long", f"{len(too_long)} rows are over max_length {max_length} and will be "
+        prep.findings.append(Finding("too-long", f"{len(too_long)} rows are over {unit} {limit} and will be "
                                                  "dropped (--too-long drop), never cut", lines[:10], len(lines)))
+
+
+def encode_labelled_all(prep: Prepared, tokenizer, cfg: DataConfig, context: int) -> Prepared:
+    """Text/label rows as token ids for an encoder classifier; rows over the limit are reported, never cut."""
+    if cfg.mix:
+        raise TailoredError("--mix is for generating models; a classifier learns only its labels")
+    prep.context = context
+    if prep.train is None:
+        return prep
+    if not prep.train.labels:
+        raise TailoredError(f"{prep.train.path}: --task classify needs text/label rows, and this file is "
+                            f"{prep.train.format} — train a generating model instead (leave out --task)")
+    too_long: list[Problem] = []
+    limit = cfg.max_length or context
+    prep.train_encoded = encode_labelled(tokenizer, prep.train_examples, prep.train.labels, limit, too_long)
+    prep.valid_encoded = encode_labelled(tokenizer, prep.valid_examples, prep.train.labels, limit, too_long)
+    _report_too_long(prep, cfg, too_long, limit, "the encoder's")
     return prep
 
 
 def prepare(data: str | Path, cfg: DataConfig, seed: int, tokenizer, stop_ids: set[int], context: int) -> Prepared:
     """Load, split, audit and encode; every problem in every file is collected, nothing is raised."""
+    return encode_chat_all(load_splits(data, cfg, seed), tokenizer, cfg, stop_ids, context)
+
+
+def encode_chat_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], context: int) -> Prepared:
+    """`encode_all` with the length limit the settings and the base's context give."""
     if cfg.max_length and cfg.max_length > context:
         raise TailoredError(f"max_length {cfg.max_length} is over the base's context of {context} tokens — "
                             f"use --max-length {context} or less")
-    prep = load_splits(data, cfg, seed)
     prep.context = context
     return encode_all(prep, tokenizer, cfg, stop_ids, cfg.max_length or min(2048, context))
 

@@ -13,6 +13,7 @@ from tailored.config import EvalConfig
 from tailored.data.formats import Example
 from tailored.evaluation.generate import generate
 from tailored.evaluation.metrics import PRIMARY, json_scores, label_scores, task_kind, text_scores
+from tailored.models.scoring import predict_labels
 
 
 @dataclass
@@ -28,6 +29,11 @@ class Comparison:
     task: str = "text"
     base_name: str = "base"  # what "base" is: the untuned model, or a classifier's TF-IDF baseline
     review: dict = field(default_factory=dict)  # slices, memorisation, forgetting, loss, gate (evidence.gather)
+
+    @property
+    def passed(self) -> bool:
+        """False when the gate (--fail-if-worse, --min floors) failed."""
+        return self.review.get("gate", {}).get("passed", True)
 
     @property
     def gain(self) -> float:
@@ -87,11 +93,9 @@ def tfidf_baseline(train: list[Example], texts: list[str]) -> list[str]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from tailored.training.classifier import text_of
-
     vectoriser = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
     model = LogisticRegression(C=10.0, max_iter=2000)
-    model.fit(vectoriser.fit_transform([text_of(ex) for ex in train]), [ex.label for ex in train])
+    model.fit(vectoriser.fit_transform([ex.text for ex in train]), [ex.label for ex in train])
     return list(model.predict(vectoriser.transform(texts)))
 
 
@@ -102,13 +106,11 @@ def compare_classifier(model, tokenizer, examples: list[Example], train: list[Ex
     An encoder with a fresh head predicts at chance before training, so the honest "before" for a
     classifier is the cheap baseline a user could fit in a second.
     """
-    from tailored.training.classifier import predict, text_of
-
     examples = examples[: cfg.max_rows] if cfg.max_rows else examples
-    texts, refs = [text_of(ex) for ex in examples], [ex.target for ex in examples]
+    texts, refs = [ex.text for ex in examples], [ex.target for ex in examples]
     start = time.perf_counter()
     base_out = tfidf_baseline(train, texts)
-    tuned_out = [labels[i] for i in predict(model, tokenizer, texts, cfg.eval_batch_size, bf16)]
+    tuned_out = [labels[i] for i in predict_labels(model, tokenizer, texts, cfg.eval_batch_size, bf16)]
     seconds = time.perf_counter() - start
     rows = [{"line": ex.line, "prompt": text, "expected": ref, "base": b, "tuned": t, "extra": ex.extra}
             for ex, text, ref, b, t in zip(examples, texts, refs, base_out, tuned_out)]

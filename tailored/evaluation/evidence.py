@@ -16,19 +16,18 @@ from tailored.errors import TailoredError
 from tailored.evaluation import review
 from tailored.evaluation.compare import Comparison, score
 from tailored.evaluation.generate import generate
+from tailored.models.scoring import mean_token_loss
 
 
 def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_model=None) -> dict:
     """Per-token loss and perplexity of the expected answers under base and tuned (teacher forcing)."""
-    from tailored.training.lora import validate
-
     encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in examples]) if not isinstance(e, TemplateError)]
     if not encoded:
         return {}
     pad = tokenizer.pad_token_id
     with (nullcontext() if base_model is not None else model.disable_adapter()):
-        base = validate(base_model if base_model is not None else model, encoded, 8, pad, bf16)
-    tuned = validate(model, encoded, 8, pad, bf16)
+        base = mean_token_loss(base_model if base_model is not None else model, encoded, 8, pad, bf16)
+    tuned = mean_token_loss(model, encoded, 8, pad, bf16)
     return {"base_loss": base, "tuned_loss": tuned, "base_perplexity": math.exp(min(base, 50)),
             "tuned_perplexity": math.exp(min(tuned, 50)), "rows": len(encoded)}
 
@@ -71,7 +70,7 @@ def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, tr
                                            lambda preds, refs: score(preds, refs, labels), comparison.primary,
                                            comparison.tuned[comparison.primary], cfg.slice_margin, cfg.min_slice)
     evidence["gate"] = review.gate(comparison.primary, comparison.base, comparison.tuned, comparison.tuned_ci,
-                                   cfg.fail_if_worse, review.parse_floors(cfg.min))
+                                   cfg.fail_if_worse, cfg.floors)
     comparison.review = evidence
     return evidence
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from tailored.data.encode import render_prompt, stop_token_ids
-from tailored.training.lora import autocast, device_of
+from tailored.device import autocast, device_of
 
 
 @torch.no_grad()

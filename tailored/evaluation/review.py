@@ -113,18 +113,3 @@ def gate(primary: str, base: dict, tuned: dict, tuned_ci: dict, fail_if_worse: b
         elif tuned[metric] < floor:
             failures.append(f"{metric} {tuned[metric]:.1f} is under the floor {floor:g}")
     return {"passed": not failures, "failures": failures, "fail_if_worse": fail_if_worse, "floors": floors}
-
-
-def parse_floors(items: list[str] | None) -> dict[str, float]:
-    from tailored.errors import TailoredError
-
-    floors = {}
-    for item in items or []:
-        metric, _, value = item.partition("=")
-        try:
-            floors[metric.strip()] = float(value)
-        except ValueError:
-            metric = ""
-        if not metric.strip():
-            raise TailoredError(f"--min {item!r}: use METRIC=VALUE, e.g. --min rouge_l=60")
-    return floors

@@ -29,15 +29,27 @@ PLAIN_TEMPLATE = (
 )
 
 
-def _quiet_transformers() -> None:
-    import transformers
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers' info logs, progress bars and deprecation chatter off for this block, then as they were.
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    # Library deprecation chatter (peft asking transformers about gradient checkpointing, etc.) is not
-    # something our users can act on.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
-    warnings.filterwarnings("ignore", message=r".*Could not find a config file.*")
+    Library chatter (peft asking transformers about gradient checkpointing, a missing optional config
+    file) is not something our users can act on.
+    """
+    from transformers.utils import logging
+
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
+            warnings.filterwarnings("ignore", message=r".*Could not find a config file.*")
+            yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def materialise(base: ResolvedBase) -> ResolvedBase:
@@ -52,8 +64,8 @@ def materialise(base: ResolvedBase) -> ResolvedBase:
 
     folder = cache_dir() / "dequantised" / f"{Path(base.gguf_file).stem}-{base.fingerprint()[:16]}"
     if not (folder / "COMPLETE").exists():
-        _quiet_transformers()
-        with contextlib.redirect_stderr(io.StringIO()):  # the GGUF converter's own progress bar
+        # the GGUF converter's own progress bar goes to stderr
+        with quiet_transformers(), contextlib.redirect_stderr(io.StringIO()):
             try:
                 tok = AutoTokenizer.from_pretrained(base.path, gguf_file=base.gguf_file, local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(base.path, gguf_file=base.gguf_file,
@@ -84,13 +96,14 @@ def load_tokenizer(base: ResolvedBase, path: str | Path | None = None):
     """The base's fast tokenizer, with a pad token and a chat template guaranteed."""
     from transformers import AutoTokenizer
 
-    _quiet_transformers()
     try:
         if path is not None:  # a tokenizer saved with a run
-            tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            with quiet_transformers():
+                tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         else:
             base_dir = materialise(base)
-            tok = AutoTokenizer.from_pretrained(base_dir.path, local_files_only=_local_only(base_dir))
+            with quiet_transformers():
+                tok = AutoTokenizer.from_pretrained(base_dir.path, local_files_only=_local_only(base_dir))
     except OSError as e:
         raise TailoredError(f"could not load the tokenizer of '{base.name}': {e}") from None
     if not getattr(tok, "is_fast", False):
@@ -129,12 +142,12 @@ def load_causal_lm(base: ResolvedBase, dtype: torch.dtype = torch.float32):
     """The base as a normal (dequantised) PyTorch causal LM in eval mode."""
     from transformers import AutoModelForCausalLM
 
-    _quiet_transformers()
     base = materialise(base)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            base.path, dtype=dtype, local_files_only=_local_only(base), trust_remote_code=False,
-        )
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(
+                base.path, dtype=dtype, local_files_only=_local_only(base), trust_remote_code=False,
+            )
     except OSError as e:
         raise TailoredError(f"could not load base '{base.name}': {e}") from None
     model.eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from tailored.config import ServerConfig
 
@@ -14,7 +15,7 @@ def build(runs: list[str] | None = None, cfg: ServerConfig | None = None):
 
     cfg = cfg or ServerConfig()
     if cfg.api_key is None and os.environ.get("TAILORED_API_KEY"):
-        cfg.api_key = os.environ["TAILORED_API_KEY"]
+        cfg = replace(cfg, api_key=os.environ["TAILORED_API_KEY"])  # a copy: the caller's config is theirs
     pool = Pool(cfg, runs)
     return create_app(pool, cfg), pool
 

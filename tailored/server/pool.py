@@ -14,12 +14,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tailored.config import ServerConfig, TrainConfig
+from tailored.config import ServerConfig
+from tailored.device import choose_bf16, device_of
 from tailored.errors import TailoredError
 from tailored.evaluation.generate import generate_ids
 from tailored.models import context_length, load_causal_lm, load_tokenizer, resolve_base
+from tailored.models.load import quiet_transformers
 from tailored.runs import COMPLETE, read_json, resolve_run
-from tailored.training.lora import device_of, use_bf16
 
 
 class UnknownModel(TailoredError):
@@ -58,7 +59,7 @@ class Pool:
         self.model = load_causal_lm(self.base)
         self.tokenizer = load_tokenizer(self.base)
         self.context = context_length(self.base)
-        self.bf16 = use_bf16(TrainConfig(), device_of(self.model))
+        self.bf16 = choose_bf16(None, device_of(self.model))
         self.adapters: OrderedDict[str, Served] = OrderedDict()
         self.jobs: queue.Queue[Job] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="tailored-generate", daemon=True)
@@ -118,10 +119,11 @@ class Pool:
             return
         if served.key not in self.adapters:
             path = str(self.runs_dir / served.key / "adapter")
-            if not hasattr(self.model, "peft_config"):
-                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=served.key)
-            else:
-                self.model.load_adapter(path, adapter_name=served.key)
+            with quiet_transformers():
+                if not hasattr(self.model, "peft_config"):
+                    self.model = PeftModel.from_pretrained(self.model, path, adapter_name=served.key)
+                else:
+                    self.model.load_adapter(path, adapter_name=served.key)
             self.adapters[served.key] = served
             while len(self.adapters) > self.cfg.max_adapters:  # least recently used goes first
                 old, _ = self.adapters.popitem(last=False)

@@ -1,13 +1,13 @@
-"""Seeded, length-grouped batches and the loss on labelled tokens only."""
+"""Seeded, length-grouped batches, micro-batches within a batch, and the learning-rate schedule."""
 
 from __future__ import annotations
 
 import math
 import random
 
-import torch
+from typing import Callable
 
-from tailored.data.encode import IGNORE, Encoded
+import torch
 
 
 def seed_everything(seed: int) -> None:
@@ -49,53 +49,14 @@ def warmup_cosine(total_steps: int, warmup_ratio: float):
     return multiplier
 
 
-def micro_batches(examples: list[Encoded], budget: int | None) -> list[list[Encoded]]:
-    """Split a batch into runs of examples whose padded size (rows x longest) stays within `budget` tokens."""
+def micro_batches(rows: list, budget: int | None, length: Callable = lambda r: len(r.input_ids)) -> list[list]:
+    """Split a batch into runs of rows whose padded size (rows x longest) stays within `budget` tokens."""
     if not budget:
-        return [examples]
-    chunks: list[list[Encoded]] = [[]]
-    for e in sorted(examples, key=lambda e: len(e.input_ids)):
-        longest = max([len(e.input_ids)] + [len(x.input_ids) for x in chunks[-1]])
+        return [rows]
+    chunks: list[list] = [[]]
+    for e in sorted(rows, key=length):
+        longest = max([length(e)] + [length(x) for x in chunks[-1]])
         if chunks[-1] and longest * (len(chunks[-1]) + 1) > budget:
             chunks.append([])
         chunks[-1].append(e)
     return chunks
-
-
-def collate(examples: list[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded tensors; padding is masked out of attention and loss."""
-    width = max(len(e.input_ids) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, e in enumerate(examples):
-        n = len(e.input_ids)
-        ids[row, :n] = torch.tensor(e.input_ids)
-        labels[row, :n] = torch.tensor(e.labels)
-        mask[row, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
-
-
-def token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over labelled tokens, and how many there were.
-
-    The LM head runs only on positions that carry loss: with a 49k vocabulary it is a large GEMM,
-    and most positions (prompts, padding) would be thrown away. `head_loss` runs it in chunks with
-    the gradient made on the way, under the autocast dtype when autocast is on.
-    """
-    from tailored.training.fast_path import LEVERS, head_loss
-
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = inner.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    targets = batch["labels"][:, 1:]
-    keep = targets != IGNORE
-    head, hidden, targets = inner.get_output_embeddings(), hidden[:, :-1][keep], targets[keep]
-    cap = getattr(inner.config, "final_logit_softcapping", None)
-    if head.bias is not None or cap or "head_loss" not in LEVERS:
-        logits = head(hidden).float()
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum"), int(keep.sum())
-    device = hidden.device.type
-    bf16 = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16
-    return head_loss(hidden, head.weight, targets, bf16), int(keep.sum())

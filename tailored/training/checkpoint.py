@@ -7,7 +7,6 @@ COMPLETE marker is written last. Resume only ever picks a folder that has the ma
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -21,14 +20,15 @@ MARKER = "COMPLETE"
 _STEP = re.compile(r"^step-(\d+)$")
 
 
-def _test_hook(point: str, step: int) -> None:
-    # Test-only: TAILORED_TEST_KILL=point:step kills this process there, to prove resume is exact.
-    if os.environ.get("TAILORED_TEST_KILL") == f"{point}:{step}":
-        os.kill(os.getpid(), 9)
-
-
 def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable(model, state: dict[str, torch.Tensor]) -> None:
+    named = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            named[name].copy_(value)
 
 
 def rng_state() -> dict:
@@ -57,7 +57,6 @@ def save(folder: Path, step: int, model, optimizer, scheduler, progress: dict, b
     with atomic.atomic_dir(target) as tmp:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
         save_file({k: v.contiguous() for k, v in best.items()}, str(tmp / "best.safetensors"))
-        _test_hook("checkpoint-write", step)
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
                    tmp / "state.pt")
         atomic.write_json(tmp / "progress.json", progress)
@@ -79,10 +78,7 @@ def load(path: Path, model, optimizer, scheduler) -> tuple[dict, dict[str, torch
     """Restore everything `save` wrote into the live objects; return the progress and the best weights."""
     from safetensors.torch import load_file
 
-    named = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in load_file(str(path / "trainable.safetensors")).items():
-            named[name].copy_(value)
+    load_trainable(model, load_file(str(path / "trainable.safetensors")))
     # Our own file, and weights_only: nothing in it can run code when it is read.
     state = torch.load(path / "state.pt", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])

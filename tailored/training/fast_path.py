@@ -23,10 +23,8 @@ from contextlib import contextmanager
 import torch
 
 IMPLEMENTATION = "tailored_grouped_causal"
-# Which speed-ups are on. All are, always, in tailored itself; bench/profile_levers.py switches them off
-# one at a time to measure what each gives.
-LEVERS = {"attention", "head_loss", "fused_lora", "norm_cast"}
-_causal_masks: dict[tuple[int, str], torch.Tensor] = {}
+# Every speed-up; tailored always uses all of them. bench/profile_levers.py passes subsets to measure each.
+ALL_LEVERS = frozenset({"attention", "head_loss", "fused_lora", "norm_cast"})
 
 
 def grouped_causal_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
@@ -50,18 +48,10 @@ def grouped_causal_attention(module, query, key, value, attention_mask, scaling=
     scores = torch.matmul(q, key.transpose(-1, -2)).view(b, kv, h // kv, t, t)
     # The softmax accumulates in fp32 whatever the input dtype; asking for an fp32 output would only add a
     # slow conversion pass over the T x T scores.
-    probs = torch.softmax(scores.masked_fill(_future(t, query.device), float("-inf")), dim=-1)
+    future = torch.ones(t, t, dtype=torch.bool, device=query.device).triu(1)
+    probs = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
     out = torch.matmul(probs.view(b, kv, (h // kv) * t, t), value).view(b, h, t, d)
     return out.transpose(1, 2).contiguous(), None
-
-
-def _future(t: int, device: torch.device) -> torch.Tensor:
-    key = (t, str(device))
-    if key not in _causal_masks:
-        if len(_causal_masks) > 512:
-            _causal_masks.clear()
-        _causal_masks[key] = torch.ones(t, t, dtype=torch.bool, device=device).triu(1)
-    return _causal_masks[key]
 
 
 def _register() -> None:
@@ -70,34 +60,58 @@ def _register() -> None:
     AttentionInterface.register(IMPLEMENTATION, grouped_causal_attention)
 
 
+class Kernels:
+    """The speed-ups on for one model, and the buffers they keep while on (made by `training_kernels`)."""
+
+    def __init__(self, levers: frozenset[str], bf16: bool):
+        self.levers, self.bf16 = levers, bf16
+        self.workspace = Workspace()
+
+    def head_loss(self, inner, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+        """`head_loss` with kept buffers, or None where it does not apply (lever off, head bias, soft-cap)."""
+        head = inner.get_output_embeddings()
+        if "head_loss" not in self.levers or head.bias is not None or \
+                getattr(inner.config, "final_logit_softcapping", None):
+            return None
+        device = hidden.device.type
+        bf16 = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16
+        return head_loss(hidden, head.weight, targets, bf16, workspace=self.workspace)
+
+
+def active_kernels(inner) -> Kernels | None:
+    """The Kernels `training_kernels` attached to this (unwrapped) model, while its block runs."""
+    return getattr(inner, "_tailored_kernels", None)
+
+
 @contextmanager
-def training_kernels(model, bf16: bool):
-    """Train `model` with the speed-ups above; on exit it is exactly the model that came in.
+def training_kernels(model, bf16: bool, levers: frozenset[str] = ALL_LEVERS):
+    """Train `model` with the speed-ups in `levers`; on exit it is exactly the model that came in.
 
     The attention is swapped only for decoders that use HF's AttentionInterface without sliding windows
     or soft-capping. LoRA layers without dropout or variants get the fused forwards; others keep PEFT's.
+    Yields the Kernels object, which is also reachable from the model through `active_kernels`.
     """
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(inner, "_tailored_kernels", False):  # already on (validation inside `fit`)
-        yield
+    if active_kernels(inner) is not None:  # already on (validation inside `fit`)
+        yield active_kernels(inner)
         return
-    inner._tailored_kernels = True
+    kernels = inner._tailored_kernels = Kernels(frozenset(levers), bf16)
     config = inner.config
     previous = config._attn_implementation
-    swap = ("attention" in LEVERS and getattr(config, "sliding_window", None) is None
+    swap = ("attention" in levers and getattr(config, "sliding_window", None) is None
             and not getattr(config, "attn_logit_softcapping", None) and previous in ("sdpa", "eager"))
     if swap:
         _register()
         inner.set_attn_implementation(IMPLEMENTATION)
-    cast = bf16 and "norm_cast" in LEVERS
+    cast = bf16 and "norm_cast" in levers
     hooks = [m.register_forward_hook(_to_bf16) for n, m in inner.named_modules() if cast and _feeds_linears(n, m)]
-    fused = _lora_groups(inner) if "fused_lora" in LEVERS else []
+    fused = _lora_groups(inner) if "fused_lora" in levers else []
     for group in fused:
         shared = _Fused(group, torch.bfloat16 if bf16 else None)
         for index, module in enumerate(group):
             module.forward = functools.partial(shared.forward, index)
     try:
-        yield
+        yield kernels
     finally:
         for hook in hooks:
             hook.remove()
@@ -105,9 +119,7 @@ def training_kernels(model, bf16: bool):
             del module.forward
         if swap:
             inner.set_attn_implementation(previous)
-        del inner._tailored_kernels
-        _cast_cache.clear()  # the head's bf16 copy and the loss buffers: about 120 MB for SmolLM2
-        _buffer_cache.clear()
+        del inner._tailored_kernels  # with it go the head's bf16 copy and the loss buffers (~120 MB for SmolLM2)
 
 
 def _plain_lora(module) -> bool:
@@ -184,50 +196,50 @@ def _to_bf16(module, args, output):
     return output.to(torch.bfloat16)
 
 
-_cast_cache: dict[str, tuple] = {}
+class Workspace:
+    """What `head_loss` keeps between calls: the head's cast copy and three [rows x vocab] work buffers.
 
-
-def _cast_once(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """`weight.to(dtype)`, reused while the weight is unchanged: a frozen head is cast once per run, not per batch."""
-    if weight.dtype == dtype:
-        return weight
-    key = (weight.data_ptr(), weight._version, weight.shape, dtype)
-    if _cast_cache.get("key") != key:
-        _cast_cache.update(key=key, value=weight.detach().to(dtype))
-    return _cast_cache["value"]
-
-
-_buffer_cache: dict[tuple, tuple] = {}
-
-
-def _buffers(rows: int, vocab: int, dtype: torch.dtype, wide: torch.dtype, device) -> tuple[torch.Tensor, ...]:
-    """Three [rows x vocab] work buffers, kept between calls.
-
-    Fresh allocations this size come from the kernel as untouched pages, and on our CI machines (VMs)
-    first-touch page faults cost more than the softmax itself: 3-8x slower than on warm memory.
+    A frozen head is cast once per run, not per batch. Fresh buffers this size come from the kernel as
+    untouched pages, and on our CI machines (VMs) first-touch page faults cost more than the softmax
+    itself: 3-8x slower than on warm memory.
     """
-    key = (vocab, dtype, wide, str(device))
-    have = _buffer_cache.get(key)
-    if have is None or have[0].shape[0] < rows:
-        _buffer_cache.clear()
-        have = (torch.empty(rows, vocab, dtype=dtype, device=device), torch.empty(rows, vocab, dtype=wide, device=device),
-                torch.empty(rows, vocab, dtype=wide, device=device))
-        _buffer_cache[key] = have
-    return tuple(b[:rows] for b in have)
+
+    def __init__(self):
+        self.cast_key, self.cast_value = None, None
+        self.buffer_key, self.buffers = None, None
+
+    def cast_once(self, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`weight.to(dtype)`, reused while the weight is unchanged."""
+        if weight.dtype == dtype:
+            return weight
+        key = (weight.data_ptr(), weight._version, weight.shape, dtype)
+        if self.cast_key != key:
+            self.cast_key, self.cast_value = key, weight.detach().to(dtype)
+        return self.cast_value
+
+    def rows(self, rows: int, vocab: int, dtype: torch.dtype, wide: torch.dtype, device) -> tuple[torch.Tensor, ...]:
+        key = (vocab, dtype, wide, str(device))
+        if self.buffer_key != key or self.buffers[0].shape[0] < rows:
+            self.buffer_key = key
+            self.buffers = None  # freed before the larger ones are made
+            self.buffers = (torch.empty(rows, vocab, dtype=dtype, device=device),
+                            torch.empty(rows, vocab, dtype=wide, device=device),
+                            torch.empty(rows, vocab, dtype=wide, device=device))
+        return tuple(b[:rows] for b in self.buffers)
 
 
 class _HeadLoss(torch.autograd.Function):
     """Summed cross-entropy of `hidden @ weight.T` against `targets`, with the gradient made in the forward pass."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, compute_dtype, chunk):
+    def forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace):
         with torch.autocast(hidden.device.type, enabled=False):  # the dtypes are chosen by hand below
-            return _HeadLoss._forward(ctx, hidden, weight, targets, compute_dtype, chunk)
+            return _HeadLoss._forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace)
 
     @staticmethod
-    def _forward(ctx, hidden, weight, targets, compute_dtype, chunk):
+    def _forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace):
         ctx.weight_dtype = weight.dtype
-        w = _cast_once(weight, compute_dtype)
+        w = workspace.cast_once(weight, compute_dtype)
         softmax_dtype = torch.promote_types(compute_dtype, torch.float32)  # fp32 at least
         loss = torch.zeros((), dtype=softmax_dtype, device=hidden.device)
         grad_hidden = torch.empty_like(hidden)
@@ -237,7 +249,7 @@ class _HeadLoss(torch.autograd.Function):
             h = hidden[start : start + chunk].to(compute_dtype)
             t = targets[start : start + chunk]
             rows = torch.arange(len(t), device=t.device)
-            logits, wide, logprobs = _buffers(len(t), w.shape[0], compute_dtype, softmax_dtype, h.device)
+            logits, wide, logprobs = workspace.rows(len(t), w.shape[0], compute_dtype, softmax_dtype, h.device)
             torch.mm(h, w.T, out=logits)
             wide.copy_(logits)
             torch._log_softmax(wide, 1, False, out=logprobs)
@@ -258,14 +270,15 @@ class _HeadLoss(torch.autograd.Function):
     def backward(ctx, grad_loss):
         grad_hidden, grad_weight = ctx.saved_tensors
         grad_weight = None if grad_weight is None else (grad_weight * grad_loss).to(ctx.weight_dtype)
-        return grad_hidden * grad_loss, grad_weight, None, None, None
+        return grad_hidden * grad_loss, grad_weight, None, None, None, None
 
 
 def head_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, bf16: bool,
-              chunk: int = 128) -> torch.Tensor:
+              chunk: int = 128, workspace: Workspace | None = None) -> torch.Tensor:
     """Summed cross-entropy of the LM head on `hidden` ([N, d]) against `targets` ([N]).
 
     The same values as `F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")` under
     autocast: the GEMMs run in bf16 when `bf16`, the softmax in fp32.
     """
-    return _HeadLoss.apply(hidden, weight, targets, torch.bfloat16 if bf16 else weight.dtype, chunk)
+    return _HeadLoss.apply(hidden, weight, targets, torch.bfloat16 if bf16 else weight.dtype, chunk,
+                           workspace or Workspace())

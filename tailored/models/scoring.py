@@ -1,0 +1,72 @@
+"""What a loaded model computes for evaluation and training alike: labelled-token loss and label predictions.
+
+These are the plain computations (HF modules only). Training swaps in faster kernels of its own
+(training/fast_path.py) that compute the same values; evaluation never needs them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tailored.data.encode import IGNORE, Encoded, collate
+from tailored.device import autocast, device_of
+
+
+def unwrapped(model):
+    """The transformers model under a PEFT wrapper, or the model itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def labelled_hidden(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's last hidden states at positions whose next token carries loss, and those tokens.
+
+    The LM head then runs only where loss is taken: with a 49k vocabulary it is a large GEMM, and most
+    positions (prompts, padding) would be thrown away.
+    """
+    inner = unwrapped(model)
+    hidden = inner.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    return hidden[:, :-1][keep], targets[keep]
+
+
+def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
+    inner = unwrapped(model)
+    logits = inner.get_output_embeddings()(hidden)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (bf16 under autocast)
+    cap = getattr(inner.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over the labelled tokens of a batch, and how many there were."""
+    hidden, targets = labelled_hidden(model, batch)
+    return F.cross_entropy(head_logits(model, hidden), targets, reduction="sum"), len(targets)
+
+
+@torch.no_grad()
+def mean_token_loss(model, rows: list[Encoded], batch_size: int, pad_id: int, bf16: bool) -> float:
+    """Mean per-token loss of `rows`' labelled tokens under teacher forcing (held-out loss, perplexity)."""
+    model.eval()
+    device = device_of(model)
+    total, count = 0.0, 0
+    order = sorted(rows, key=lambda r: len(r.input_ids))
+    for k in range(0, len(order), batch_size):
+        batch = {n: t.to(device) for n, t in collate(order[k : k + batch_size], pad_id).items()}
+        with autocast(device, bf16):
+            loss, n = token_loss(model, batch)
+        total, count = total + float(loss), count + n
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def predict_labels(model, tokenizer, texts: list[str], batch_size: int = 64, bf16: bool = False) -> list[int]:
+    """A sequence classifier's most likely label index per text (callers check lengths)."""
+    model.eval()
+    device, out = device_of(model), []
+    for k in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[k : k + batch_size], padding=True, return_tensors="pt").to(device)
+        with autocast(device, bf16):
+            out.extend(model(**enc).logits.argmax(-1).tolist())
+    return out

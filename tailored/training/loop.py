@@ -1,0 +1,193 @@
+"""The one training loop. A method brings its loss and its batching; the loop owns the rest.
+
+In the spirit of mlx-lm's `train(model, loss=, iterate_batches=)`: LoRA, full fine-tuning and the
+classifier head all come through `fit`, which owns validation, early stopping, the best checkpoint,
+exact resume, micro-batches and the two report hooks. A new method (preference tuning) is a new
+`loss`, `collate` and `units`, not a new loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, ContextManager
+
+import torch
+
+from tailored.config import TrainConfig
+from tailored.device import autocast, choose_bf16, device_of
+from tailored.training import checkpoint
+from tailored.training.batches import length_grouped_batches, micro_batches, seed_everything, warmup_cosine
+
+Report = Callable[[dict], None]
+# (model, batch) -> (the loss summed over the batch, how many units it was summed over)
+Loss = Callable[[object, dict], tuple[torch.Tensor, int]]
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)  # one entry per train step and per validation
+    best_valid_loss: float | None = None
+    best_step: int = 0
+    steps: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+    trained_tokens: int = 0
+    resumed_from: int | None = None  # the step a resumed run continued from
+
+
+def _row_length(row) -> int:
+    return len(row.input_ids)
+
+
+@torch.no_grad()
+def validate(model, data: list, batch_size: int, *, loss: Loss, collate: Callable[[list], dict], bf16: bool,
+             length: Callable = _row_length) -> float:
+    """Mean loss per unit (token or row) over `data`, in length-sorted batches."""
+    model.eval()
+    device = device_of(model)
+    total, count = 0.0, 0
+    order = sorted(data, key=length)
+    for k in range(0, len(order), batch_size):
+        batch = {n: t.to(device) for n, t in collate(order[k : k + batch_size]).items()}
+        with autocast(device, bf16):
+            value, n = loss(model, batch)
+        total, count = total + float(value), count + n
+    return total / max(count, 1)
+
+
+def fit(
+    model,
+    train: list,
+    valid: list,
+    cfg: TrainConfig,
+    *,
+    loss: Loss,
+    collate: Callable[[list], dict],
+    units: Callable[[object], int],
+    length: Callable[[object], int] = _row_length,
+    kernels: Callable[[object, bool], ContextManager] | None = None,
+    on_train_report: Report | None = None,
+    on_val_report: Report | None = None,
+    checkpoint_dir: Path | None = None,
+) -> FitResult:
+    """Train, validating `evals_per_epoch` times per epoch; the model ends with its best weights loaded.
+
+    - `loss(model, batch)` gives a summed loss and its count; `units(row)` says how many a row adds
+      (its labelled tokens, or 1 for a classifier row), so a step's loss is the mean over the batch.
+    - `kernels(model, bf16)` is a context that speeds training up without changing what is computed.
+    - The best weights by validation loss are kept (not the last); training stops after `patience`
+      validations without improvement. With no validation data, the last weights are the result.
+    - With `checkpoint_dir`, a checkpoint is written at every validation and epoch end, and the newest
+      complete one found there is resumed from exactly: weights, optimizer, schedule, RNG and data position.
+    """
+    device = device_of(model)
+    bf16 = choose_bf16(cfg.bf16, device)
+    seed_everything(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total_steps = min(steps_per_epoch * cfg.epochs, cfg.max_steps or steps_per_epoch * cfg.epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, cfg.warmup_ratio))
+    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    lengths = [length(row) for row in train]
+
+    def run_validation(step: int, epoch: float) -> tuple[float, bool]:
+        value = validate(model, valid, cfg.batch_size, loss=loss, collate=collate, bf16=bf16, length=length)
+        improved = result.best_valid_loss is None or value < result.best_valid_loss
+        result.history.append({"step": step, "epoch": epoch, "valid_loss": value})
+        if on_val_report:
+            on_val_report({"step": step, "valid_loss": value, "improved": improved})
+        return value, improved
+
+    result = FitResult()
+    bad_evals, step, start_epoch, skip = 0, 0, 0, 0
+    # Same function, fewer passes over memory (fast_path.py for causal LMs); on exit the model is as it came.
+    with (kernels(model, bf16) if kernels else nullcontext()):
+        resumed = checkpoint.resume(checkpoint_dir, model, optimizer, scheduler, result) if checkpoint_dir else None
+        if resumed:  # every piece of state comes back, so the run continues as if never stopped
+            (step, start_epoch, skip, bad_evals), best_state = resumed
+        else:
+            best_state = checkpoint.trainable_state(model)
+            if valid:
+                result.best_valid_loss, _ = run_validation(0, 0.0)
+        start = time.perf_counter()
+
+        for epoch in range(start_epoch, cfg.epochs):
+            batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch)
+            for index, batch_ids in enumerate(batches):
+                if step >= total_steps:
+                    break
+                if epoch == start_epoch and index < skip:
+                    continue  # already trained before the interruption
+                model.train()
+                rows = [train[i] for i in batch_ids]
+                n_units = max(1, sum(units(r) for r in rows))
+                step_loss = torch.zeros(())
+                # A long batch runs as several micro-batches with summed gradients: the same update, with
+                # activation memory bounded by `micro_batch_tokens` instead of the batch's size.
+                for chunk in micro_batches(rows, cfg.micro_batch_tokens, length):
+                    batch = {k: v.to(device) for k, v in collate(chunk).items()}
+                    with autocast(device, bf16):
+                        loss_sum, _ = loss(model, batch)
+                    (loss_sum / n_units).backward()
+                    step_loss += loss_sum.detach().float().cpu() / n_units
+                    result.trained_tokens += int(batch["attention_mask"].sum())
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": step_loss.item(),
+                         "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
+                result.history.append(entry)
+                if on_train_report:
+                    on_train_report({**entry, "total_steps": total_steps})
+
+                last_step, epoch_end = step == total_steps, index == len(batches) - 1
+                evaluated = bool(valid) and (step % eval_every == 0 or last_step)
+                if evaluated:
+                    valid_loss, improved = run_validation(step, entry["epoch"])
+                    if improved:
+                        result.best_valid_loss, result.best_step, bad_evals = valid_loss, step, 0
+                        best_state = checkpoint.trainable_state(model)
+                    else:
+                        bad_evals += 1
+                if checkpoint_dir and (evaluated or epoch_end) and not last_step:
+                    next_batch = (epoch + 1, 0) if epoch_end else (epoch, index + 1)
+                    checkpoint.save_progress(checkpoint_dir, model, optimizer, scheduler, result, best_state, step,
+                                             next_batch, bad_evals)
+                if bad_evals >= cfg.patience:
+                    result.stopped_early = True
+                    break
+            if result.stopped_early or step >= total_steps:
+                break
+
+    if not valid:  # nothing to choose with: the last weights are the result
+        best_state, result.best_step = checkpoint.trainable_state(model), step
+    result.steps, result.seconds = step, time.perf_counter() - start
+    checkpoint.load_trainable(model, best_state)
+    model.eval()
+    return result
+
+
+def overfitting(history: list[dict]) -> dict | None:
+    """Training loss heading to zero while validation loss climbs from its best: memorising, not learning."""
+    train = [h["train_loss"] for h in history if "train_loss" in h]
+    valid = [(h["step"], h["valid_loss"]) for h in history if "valid_loss" in h]
+    if len(train) < 10 or len(valid) < 3:
+        return None
+    tail = train[-max(3, len(train) // 10):]
+    recent_train = sum(tail) / len(tail)
+    best_step, best = min(valid, key=lambda v: v[1])
+    last_step, last = valid[-1]
+    if recent_train < 0.1 and last > best * 1.2 and last - best > 0.05 and last_step > best_step:
+        return {"train_loss": round(recent_train, 4), "best_valid_loss": round(best, 4), "best_step": best_step,
+                "last_valid_loss": round(last, 4), "last_step": last_step,
+                "message": f"training loss fell to {recent_train:.3f} while validation loss rose from {best:.3f} "
+                           f"(step {best_step}) to {last:.3f} (step {last_step}); the step-{best_step} weights were "
+                           "kept — fewer epochs or more data would help"}
+    return None
