@@ -20,21 +20,6 @@ from tailored.training import checkpoint
 from tests.conftest import build_tokenizer, write_jsonl, yes_rows
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory):
-    """A 2-layer, 32-dim BERT with our BPE tokenizer, saved as a local HF folder."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(0)
-    tok = build_tokenizer()
-    config = BertConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                        num_attention_heads=4, max_position_embeddings=128, pad_token_id=tok.pad_token_id)
-    folder = tmp_path_factory.mktemp("tiny_encoder")
-    BertModel(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 def keyword_csv(path, n: int, start: int = 0):
     """Label 'positive' when the text says yes, 'negative' when it says no: learnable by a tiny encoder."""
     with open(path, "w", newline="", encoding="utf-8") as f:

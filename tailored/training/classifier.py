@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tailored.atomic import atomic_dir
 from tailored.config import TrainConfig
 from tailored.data.encode import Labelled, collate_labelled
+from tailored.models.load import quiet_transformers
 from tailored.training.batches import seed_everything
 
 
@@ -23,9 +24,10 @@ def setup(path: str, labels: list[str], cfg: TrainConfig, local_only: bool = Tru
     from transformers import AutoModelForSequenceClassification
 
     seed_everything(cfg.seed)  # the head is initialised here
-    return AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
-        local_files_only=local_only, trust_remote_code=False)
+    with quiet_transformers():  # "newly initialized" head weights are the point here, not news
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={l: i for i, l in enumerate(labels)}, local_files_only=local_only, trust_remote_code=False)
 
 
 def loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
