@@ -84,7 +84,11 @@ def test_bootstrap_interval_is_pinned_and_sane():
     assert (low, high) == pytest.approx((46.0, 74.0))  # pinned for seed 0, 1000 resamples
 
 
-def test_text_scores_include_chrf():
-    values, intervals = text_scores(["the cat sat"], ["the cat sat"])
-    assert values == {"exact_match": 100.0, "token_f1": 100.0, "rouge_l": 100.0, "chrf": 100.0}
-    assert intervals["chrf"] == (100.0, 100.0)
+def test_text_scores_include_chrf_by_hand():
+    # chrF (beta 2, character 1- to 6-grams, whitespace dropped) of "ab" against "abc":
+    # unigrams P 2/2, R 2/3; bigrams P 1/1, R 1/2; no trigrams in "ab", so two orders count.
+    # P = 1, R = (2/3 + 1/2) / 2 = 7/12, F2 = 5 P R / (4 P + R) = 7/11. The second row is identical: 100.
+    values, intervals = text_scores(["ab", "abc"], ["abc", "abc"])
+    assert values["chrf"] == pytest.approx(100 * (7 / 11 + 1) / 2)
+    assert intervals["chrf"] == pytest.approx((700 / 11, 100.0))
+    assert values["exact_match"] == 50.0

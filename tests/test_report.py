@@ -16,6 +16,8 @@ from tailored.evaluation import report
 from tests.conftest import write_jsonl, yes_rows
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CSP_TAG = """<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; """ \
+          """style-src 'unsafe-inline'">"""
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 
@@ -67,6 +69,7 @@ def test_train_writes_a_report_chromium_renders_cleanly(trained_run, tmp_path):
     page = trained_run.path / "report.html"
     text = page.read_text(encoding="utf-8")
     assert "http://" not in text and "https://" not in text and "<script" not in text
+    assert CSP_TAG in text
     seen = browse(page, tmp_path)
     assert seen["console"] == [], seen["console"]
     assert seen["requests"] == []
@@ -87,6 +90,7 @@ def test_label_report_has_both_confusion_matrices():
                   "base": {"accuracy": 50.0, "confusion": confusion}, "tuned": {"accuracy": 87.5, "confusion": confusion},
                   "base_ci": {"accuracy": [20.0, 80.0]}, "tuned_ci": {"accuracy": [62.5, 100.0]}}
     page = report.render("t", comparison, [], None, None, None)
+    assert CSP_TAG in page  # nothing in the page can fetch or run anything
     assert page.count("data:image/png;base64,") == 3 and "87.5" in page and "[62.5–100.0]" in page
 
 

@@ -110,7 +110,24 @@ def test_rows_over_max_length_are_never_cut_silently(tiny_base, tmp_path):
     run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1),
                          DataConfig(max_length=40, too_long="drop"),
                          run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
-    assert json.loads((run.path / "check.json").read_text())["warnings"][-1]["kind"] == "too-long"
+    check = json.loads((run.path / "check.json").read_text())
+    assert check["warnings"][-1]["kind"] == "too-long" and check["warnings"][-1]["lines"] == [21]
+    # the long row really left training and validation: 21 rows read, 20 kept
+    assert check["profile"]["rows"] == 21
+    assert check["profile"]["train_rows"] + check["profile"]["validation_rows"] == 20
+    assert check["profile"]["tokens_per_example"]["max"] <= 40
+
+
+def test_skip_invalid_skips_bad_rows_but_not_the_too_few_examples_refusal(tiny_base, tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", yes_rows(6) + [{"prompt": "no completion"}])
+    with pytest.raises(tailored.errors.DataError, match="only 6 usable examples; at least 10"):
+        tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1), DataConfig(skip_invalid=True),
+                       run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
+    assert not (tmp_path / "runs").exists()
+    data = write_jsonl(tmp_path / "e.jsonl", yes_rows(12) + [{"prompt": "no completion"}])
+    run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1), DataConfig(skip_invalid=True),
+                         run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
+    assert json.loads((run.path / "check.json").read_text())["profile"]["rows"] == 13
 
 
 def test_run_keeps_exactly_what_check_reported(tiny_base, tmp_path):
