@@ -127,3 +127,40 @@ def test_yaml_template_round_trips_and_flags_win(tmp_path):
     path.write_text("train:\n  epochs: 0\n", encoding="utf-8")
     with pytest.raises(TailoredError, match="epochs=0"):
         from_yaml(str(path))
+
+
+def test_classifier_gets_micro_batches_and_step_0_validation_from_the_one_loop(tiny_encoder):
+    from transformers import AutoTokenizer
+
+    from tailored.data.encode import encode_labelled
+    from tailored.data.formats import Example
+    from tailored.training import classifier
+    from tailored.training.batches import micro_batches
+    from tailored.training.loop import fit
+
+    tok = AutoTokenizer.from_pretrained(tiny_encoder)
+    labels = ["negative", "positive"]
+    rows = [Example([{"role": "user", "content": "hello " * (1 + i % 5) + ("yes" if i % 2 else "no")},
+                     {"role": "assistant", "content": labels[i % 2]}], "x", i + 1, label=labels[i % 2])
+            for i in range(28)]
+    train, valid = encode_labelled(tok, rows[:24], labels, 128, []), encode_labelled(tok, rows[24:], labels, 128, [])
+    runs = []
+    for budget in (0, 24):
+        cfg = TrainConfig(task="classify", base=str(tiny_encoder), epochs=1, learning_rate=3e-3, batch_size=8,
+                          bf16=False, seed=3, micro_batch_tokens=budget)
+        if budget:
+            assert len(micro_batches(train[:8], budget)) > 1
+        model = classifier.setup(str(tiny_encoder), labels, cfg).double()  # fp64: only a different update shows
+        for module in model.modules():  # BERT's dropout would draw other masks for other batch shapes
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        reports = []
+        result = fit(model, train, valid, cfg, **classifier.batching(tok.pad_token_id),
+                     on_val_report=reports.append)
+        runs.append(([h.get("train_loss", h.get("valid_loss")) for h in result.history],
+                     checkpoint.trainable_state(model)))
+        assert reports[0]["step"] == 0 and result.history[0] == {"step": 0, "epoch": 0.0,
+                                                                 "valid_loss": reports[0]["valid_loss"]}
+    (losses_a, weights_a), (losses_b, weights_b) = runs
+    assert losses_a == pytest.approx(losses_b, rel=1e-6) and len(losses_a) == 3 + 4  # 3 steps, validations at 0-3
+    assert all(torch.allclose(weights_a[k], weights_b[k], atol=1e-9) for k in weights_a)  # the same update
