@@ -97,10 +97,18 @@ def train(ctx: typer.Context,
     """Fine-tune the base on DATA, keep the best adapter, and compare base vs tuned on held-out rows."""
     from tailored.config import from_yaml
     from tailored.pipeline import train as run_train
+    from tailored.training.distributed import cluster_command, run_local, under_torchrun
 
     if config:
         given = {k: v for k, v in ctx.params.items() if ctx.get_parameter_source(k).name == "COMMANDLINE"}
         configs = from_yaml(str(config), given)
+    launch = configs["RunConfig"]
+    if launch.print_launch:  # the same command on every machine, through torchrun
+        typer.echo(cluster_command([a for a in sys.argv[1:] if a != "--print-launch"], launch.processes,
+                                   launch.nnodes, launch.name or Path(str(data)).stem))
+        return
+    if launch.processes > 1 and not under_torchrun():  # rerun this command as N processes under torchrun
+        raise typer.Exit(run_local(sys.argv[1:], launch.processes))
 
     run = run_train(data, configs["TrainConfig"], configs["DataConfig"], configs["EvalConfig"], configs["RunConfig"],
                     quiet=quiet)

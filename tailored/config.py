@@ -218,6 +218,18 @@ class RunConfig:
                           default=False)
     resume: str | None = _help("An interrupted run folder to continue from its last checkpoint, with its saved "
                                "settings. Rerunning the same command on the same data also resumes.", default=None)
+    processes: int = _help("Training processes on this machine, launched through torchrun (CPU: gloo; GPUs: one "
+                           "per GPU). The global batch and so every step stay the same at any number.", default=1)
+    nnodes: int = _help("Machines in the job, for --print-launch.", default=1)
+    print_launch: bool = _help("Print the torchrun line to run on each of --nnodes machines (with --processes per "
+                               "machine), then stop.", default=False)
+
+    def __post_init__(self):
+        problems = []
+        for name in ("processes", "nnodes"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        _check(problems, "run")
 
 
 @dataclass

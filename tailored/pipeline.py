@@ -30,7 +30,7 @@ from tailored.evaluation.evidence import gather, print_evidence
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
 from tailored.runs import COMPLETE, read_json
 from tailored.runs.record import saved_run, settings, start_run
-from tailored.training import classifier, defaults, lora
+from tailored.training import classifier, defaults, distributed, lora
 from tailored.training.loop import FitResult, fit, overfitting
 
 
@@ -134,7 +134,11 @@ def train(
     """Fine-tune a base on `data`, keep the best weights, and compare base vs tuned on held-out rows."""
     train_cfg, data_cfg = train_cfg or TrainConfig(), data_cfg or DataConfig()
     eval_cfg, run_cfg = eval_cfg or EvalConfig(), run_cfg or RunConfig()
-    console = _console(quiet)
+    ranks = distributed.start()  # under torchrun: this process's share of the job; otherwise alone
+    if run_cfg.processes > 1 and not ranks.many:
+        raise TailoredError(f"processes={run_cfg.processes}: several processes start through torchrun — use "
+                            f"`tailor train ... --processes {run_cfg.processes}`, or launch under torchrun yourself")
+    console = _console(quiet or not ranks.main)
     resume_dir = None
     if run_cfg.resume:  # the run's own settings and data, not the ones on this command line
         resume_dir, data, train_cfg, data_cfg, eval_cfg = saved_run(Path(run_cfg.resume))
@@ -142,8 +146,13 @@ def train(
     if data is None:
         raise TailoredError("no training data — pass a .jsonl, .csv or .parquet file, or --resume RUN")
 
-    # Everything that can be wrong with the data is found before the model loads.
+    # Everything that can be wrong with the data is found before the model loads. Rank 0 goes first, so
+    # a GGUF base is converted into the cache once, not by every process at the same time.
+    if not ranks.main:
+        distributed.barrier(ranks)
     prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed, train_cfg.task)
+    if ranks.main:
+        distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
     model = _load_model(train_cfg, base, prep)
     n_params = sum(p.numel() for p in model.parameters())
@@ -156,25 +165,34 @@ def train(
         return Run(None, {"settings": {"train": asdict(train_cfg), "data": asdict(data_cfg)}, "reasons": reasons})
 
     saved = settings(train_cfg, data_cfg, eval_cfg, reasons)
-    run_dir, resumed = start_run(run_cfg.runs_dir, run_cfg.name or Path(data).stem, data, train_cfg, base, prep,
-                                 saved, resume_dir)
+    started = start_run(run_cfg.runs_dir, run_cfg.name or Path(data).stem, data, train_cfg, base, prep, saved,
+                        resume_dir) if ranks.main else None
+    run_dir, resumed = distributed.from_main(started, ranks)  # one run folder for the whole job
     if resumed:
         console.print(f"[bold]resuming[/bold] {run_dir} from its last complete checkpoint")
     check_report = CheckReport([str(p) for p in prep.errors], prep.findings, profile).to_dict()
-    atomic.write_json(run_dir / "check.json", check_report)
-    console.print(f"[bold]run[/bold] {run_dir}")
+    if ranks.main:
+        atomic.write_json(run_dir / "check.json", check_report)
+    console.print(f"[bold]run[/bold] {run_dir}" + (f" ({ranks.world} processes)" if ranks.many else ""))
 
     classify = train_cfg.task == "classify"
     model = model if classify else lora.setup(model, train_cfg)
     method = classifier if classify else lora
     with _progress(console) as hooks:
         result = fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, **method.batching(tokenizer.pad_token_id),
-                     **hooks, checkpoint_dir=run_dir / "checkpoints")
+                     **(hooks if ranks.main else {}), checkpoint_dir=run_dir / "checkpoints", ranks=ranks)
+    distributed.barrier(ranks)
+    if not ranks.main:  # rank 0 saves, evaluates and reports alone
+        distributed.stop()
+        return Run(run_dir, {}, result)
     speed = result.trained_tokens / max(result.seconds, 1e-9)
     best = None if result.best_valid_loss is None else round(result.best_valid_loss, 4)
     console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); best valid loss "
                   f"{best} at step {result.best_step}{' (stopped early)' if result.stopped_early else ''}")
-    return _finish(run_dir, model, tokenizer, base, prep, result, train_cfg, eval_cfg, run_cfg, check_report, console)
+    finished = _finish(run_dir, model, tokenizer, base, prep, result, train_cfg, eval_cfg, run_cfg, check_report,
+                       console)
+    distributed.stop()
+    return finished
 
 
 def _load_model(train_cfg: TrainConfig, base, prep: Prepared):

@@ -2,6 +2,8 @@
 
     python tests/kill_at.py step:13 train DATA ...          # killed right after optimizer step 13
     python tests/kill_at.py checkpoint-write:8 train ...    # killed while checkpoint step 8 is half-written
+    torchrun ... tests/kill_at.py step:7@0 train ...        # only rank 0 is killed
+    torchrun ... tests/kill_at.py raise:3@1 train ...       # rank 1 fails with an exception at step 3
 
 The kill points live here, in the tests, through public torch hooks; production code knows nothing of them.
 """
@@ -20,11 +22,15 @@ def _kill() -> None:
     os.kill(os.getpid(), 9)
 
 
+def _fail(rank: str, step: int) -> None:
+    raise RuntimeError(f"rank {rank} failed on purpose at step {step}")
+
+
 def arm(point: str, at: int) -> None:
-    if point == "step":  # a fresh run counts its optimizer steps from 1
+    if point in ("step", "raise"):  # a fresh run counts its optimizer steps from 1
         steps = iter(range(1, 1 << 30))
-        register_optimizer_step_post_hook(
-            lambda optimizer, args, kwargs: _kill() if next(steps) == at else None)
+        act = _kill if point == "step" else lambda: _fail(os.environ.get("RANK", "0"), at)
+        register_optimizer_step_post_hook(lambda optimizer, args, kwargs: act() if next(steps) == at else None)
     elif point == "checkpoint-write":  # the weights are written, the optimizer state is not, no marker
         save = torch.save
 
@@ -39,8 +45,10 @@ def arm(point: str, at: int) -> None:
 
 
 if __name__ == "__main__":
-    point, _, at = sys.argv[1].partition(":")
-    arm(point, int(at))
+    point, _, where = sys.argv[1].partition(":")
+    at, _, rank = where.partition("@")
+    if not rank or rank == os.environ.get("RANK", "0"):
+        arm(point, int(at))
     sys.argv = ["tailor", *sys.argv[2:]]
     from tailored.cli import main
 

@@ -23,7 +23,7 @@ ALLOWED = {
     "runs": {"data"},
     "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned"},
     "server": {"data", "models", "evaluation", "runs"},
-    "cli": {"pipeline", "tuned", "export", "server", "data"},
+    "cli": {"pipeline", "tuned", "export", "server", "data", "training"},  # training.distributed: the launch
     "__init__": {"pipeline", "tuned", "server"},
 }
 
@@ -53,6 +53,6 @@ def test_every_module_imports_only_downward():
     assert wrong == []
 
 
-def test_nothing_outside_training_and_the_orchestrator_imports_training():
+def test_nothing_below_the_orchestrator_imports_training():
     users = {part_of(p) for p in PACKAGE.rglob("*.py") if "training" in imported_parts(p)}
-    assert users <= {"training", "pipeline"}, users
+    assert users <= {"training", "pipeline", "cli"}, users

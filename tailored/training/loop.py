@@ -21,6 +21,7 @@ from tailored.config import TrainConfig
 from tailored.device import autocast, choose_bf16, device_of
 from tailored.training import checkpoint
 from tailored.training.batches import length_grouped_batches, micro_batches, seed_everything, warmup_cosine
+from tailored.training.distributed import SINGLE, Ranks, barrier, sum_gradients, sum_values
 
 Report = Callable[[dict], None]
 # (model, batch) -> (the loss summed over the batch, how many units it was summed over)
@@ -45,17 +46,18 @@ def _row_length(row) -> int:
 
 @torch.no_grad()
 def validate(model, data: list, batch_size: int, *, loss: Loss, collate: Callable[[list], dict], bf16: bool,
-             length: Callable = _row_length) -> float:
-    """Mean loss per unit (token or row) over `data`, in length-sorted batches."""
+             length: Callable = _row_length, ranks: Ranks = SINGLE) -> float:
+    """Mean loss per unit (token or row) over `data`, in length-sorted batches (shared out among ranks)."""
     model.eval()
     device = device_of(model)
     total, count = 0.0, 0
     order = sorted(data, key=length)
-    for k in range(0, len(order), batch_size):
+    for k in range(ranks.rank * batch_size, len(order), batch_size * ranks.world):
         batch = {n: t.to(device) for n, t in collate(order[k : k + batch_size]).items()}
         with autocast(device, bf16):
             value, n = loss(model, batch)
         total, count = total + float(value), count + n
+    total, count = sum_values([total, count], ranks)
     return total / max(count, 1)
 
 
@@ -73,6 +75,7 @@ def fit(
     on_train_report: Report | None = None,
     on_val_report: Report | None = None,
     checkpoint_dir: Path | None = None,
+    ranks: Ranks = SINGLE,
 ) -> FitResult:
     """Train, validating `evals_per_epoch` times per epoch; the model ends with its best weights loaded.
 
@@ -83,6 +86,9 @@ def fit(
       validations without improvement. With no validation data, the last weights are the result.
     - With `checkpoint_dir`, a checkpoint is written at every validation and epoch end, and the newest
       complete one found there is resumed from exactly: weights, optimizer, schedule, RNG and data position.
+    - Under torchrun (`ranks`), each rank runs its share of every global batch and the gradients are
+      summed, so the steps are those of one process; rank 0 alone writes checkpoints (pass the hooks
+      there only). A checkpoint resumes under any number of processes.
     """
     device = device_of(model)
     bf16 = choose_bf16(cfg.bf16, device)
@@ -96,7 +102,8 @@ def fit(
     lengths = [length(row) for row in train]
 
     def run_validation(step: int, epoch: float) -> tuple[float, bool]:
-        value = validate(model, valid, cfg.batch_size, loss=loss, collate=collate, bf16=bf16, length=length)
+        value = validate(model, valid, cfg.batch_size, loss=loss, collate=collate, bf16=bf16, length=length,
+                         ranks=ranks)
         improved = result.best_valid_loss is None or value < result.best_valid_loss
         result.history.append({"step": step, "epoch": epoch, "valid_loss": value})
         if on_val_report:
@@ -125,23 +132,26 @@ def fit(
                     continue  # already trained before the interruption
                 model.train()
                 rows = [train[i] for i in batch_ids]
-                n_units = max(1, sum(units(r) for r in rows))
-                step_loss = torch.zeros(())
+                n_units = max(1, sum(units(r) for r in rows))  # of the global batch, whichever rows are ours
+                step_loss, tokens = torch.zeros(()), 0
                 # A long batch runs as several micro-batches with summed gradients: the same update, with
                 # activation memory bounded by `micro_batch_tokens` instead of the batch's size.
-                for chunk in micro_batches(rows, cfg.micro_batch_tokens, length):
+                for chunk in micro_batches(ranks.share(rows), cfg.micro_batch_tokens, length):
                     batch = {k: v.to(device) for k, v in collate(chunk).items()}
                     with autocast(device, bf16):
                         loss_sum, _ = loss(model, batch)
                     (loss_sum / n_units).backward()
                     step_loss += loss_sum.detach().float().cpu() / n_units
-                    result.trained_tokens += int(batch["attention_mask"].sum())
+                    tokens += int(batch["attention_mask"].sum())
+                sum_gradients(params, ranks)
+                step_loss, tokens = sum_values([step_loss.item(), tokens], ranks)
+                result.trained_tokens += int(tokens)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": step_loss.item(),
+                entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": step_loss,
                          "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
                 result.history.append(entry)
                 if on_train_report:
@@ -158,8 +168,10 @@ def fit(
                         bad_evals += 1
                 if checkpoint_dir and (evaluated or epoch_end) and not last_step:
                     next_batch = (epoch + 1, 0) if epoch_end else (epoch, index + 1)
-                    checkpoint.save_progress(checkpoint_dir, model, optimizer, scheduler, result, best_state, step,
-                                             next_batch, bad_evals)
+                    if ranks.main:  # every rank holds the same state; one writes it
+                        checkpoint.save_progress(checkpoint_dir, model, optimizer, scheduler, result, best_state,
+                                                 step, next_batch, bad_evals)
+                    barrier(ranks)
                 if bad_evals >= cfg.patience:
                     result.stopped_early = True
                     break

@@ -1,0 +1,134 @@
+"""Training under torchrun: this process's rank, the few collectives the loop needs, and the launch line.
+
+No distributed layer of our own: torchrun starts the processes and rendezvous, torch.distributed
+(gloo on CPU, NCCL on GPUs) moves the tensors. Every rank holds the whole (small) data set and the
+same model; each runs its share of every global batch, and one all-reduce per step sums the
+gradients, so a step's update is the same at any number of processes. Rank 0 alone logs, writes
+checkpoints and evaluates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import torch
+
+# A collective that waits longer than this means a rank is gone: the job fails instead of hanging.
+COLLECTIVE_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class Ranks:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def many(self) -> bool:
+        return self.world > 1
+
+    def share(self, rows: list) -> list:
+        """This rank's rows of a global batch (every rank knows the whole batch)."""
+        return rows[self.rank :: self.world]
+
+
+SINGLE = Ranks()
+
+
+def under_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def start() -> Ranks:
+    """Join the process group torchrun set up (its environment variables), or run alone."""
+    if not under_torchrun():
+        return SINGLE
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+    return Ranks(dist.get_rank(), dist.get_world_size())
+
+
+def stop() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def sum_gradients(params: list[torch.Tensor], ranks: Ranks) -> None:
+    """Add up every rank's gradients in place, in one flat all-reduce.
+
+    DDP would average (we want the sum: each rank's loss is already divided by the global batch's
+    units) and needs every rank to run as many backward passes, which uneven micro-batches do not give.
+    """
+    if not ranks.many:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1).float() for g in grads])
+    dist.all_reduce(flat)
+    offset = 0
+    for p, g in zip(params, grads):
+        p.grad = flat[offset : offset + g.numel()].view_as(g).to(g.dtype)
+        offset += g.numel()
+
+
+def sum_values(values: list[float], ranks: Ranks) -> list[float]:
+    """The element-wise sum of `values` over all ranks (losses, token counts)."""
+    if not ranks.many:
+        return values
+    import torch.distributed as dist
+
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def barrier(ranks: Ranks) -> None:
+    if ranks.many:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def from_main(value, ranks: Ranks):
+    """Rank 0's `value` on every rank (a run folder, a decision)."""
+    if not ranks.many:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def local_command(args: list[str], processes: int) -> list[str]:
+    """`tailor ARGS` as `processes` processes on this machine, through torchrun."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+            "--module", "tailored.cli", *args]
+
+
+def cluster_command(args: list[str], processes: int, nnodes: int, name: str) -> str:
+    """The torchrun line to run on each of `nnodes` machines (the same line everywhere)."""
+    launcher = ["torchrun", f"--nnodes={nnodes}", f"--nproc-per-node={processes}", "--rdzv-backend=c10d",
+                "--rdzv-endpoint=$MAIN_ADDR:29500"]  # left unquoted: each machine's shell fills in the address
+    return " ".join(launcher) + " " + shlex.join([f"--rdzv-id=tailored-{name}", "--module", "tailored.cli", *args])
+
+
+def run_local(args: list[str], processes: int) -> int:
+    """Run `tailor ARGS` as `processes` processes here; torchrun ends them all if one fails."""
+    return subprocess.run(local_command(args, processes)).returncode

@@ -1,0 +1,109 @@
+"""Training under torchrun on CPU (gloo): the same steps as one process, resume across process counts,
+a failing rank ends the job, and the cluster launch line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from tailored.training import checkpoint
+from tests.conftest import write_jsonl
+
+ROOT = Path(__file__).parent.parent
+KILLER = Path(__file__).with_name("kill_at.py")
+
+
+def rows(n: int) -> list[dict]:
+    # lengths and answers vary, so each rank's share of a batch differs from the other's
+    return [{"prompt": "question " * (1 + i % 4) + f"number {i} please", "completion": "yes" if i % 3 else "no"}
+            for i in range(n)]
+
+
+def train_args(tiny_base, data, runs) -> list[str]:
+    return ["train", str(data), "--base", str(tiny_base), "--epochs", "2", "--learning-rate", "1e-2",
+            "--batch-size", "6", "--no-bf16", "--runs-dir", str(runs), "--no-evaluate", "-q"]
+
+
+def tailor(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tailored.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+
+
+def torchrun(processes: int, kill: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc-per-node={processes}", str(KILLER), kill, *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def outcome(runs):
+    run = runs / "d" / "v1"
+    assert (run / "COMPLETE").exists() and not (runs / "d" / "v2").exists()
+    history = json.loads((run / "history.json").read_text())
+    train = [h["train_loss"] for h in history if "train_loss" in h]
+    valid = [h["valid_loss"] for h in history if "valid_loss" in h]
+    metrics = json.loads((run / "metrics.json").read_text())["train"]
+    return train, valid, load_file(str(run / "adapter" / "adapter_model.safetensors")), metrics
+
+
+def assert_same_run(got, want):
+    assert len(got[0]) == len(want[0]) == 12  # 36 training rows, batches of 6, 2 epochs
+    assert got[0] == pytest.approx(want[0], abs=1e-5) and got[1] == pytest.approx(want[1], abs=1e-5)
+    assert got[2].keys() == want[2].keys()
+    assert max((got[2][k] - want[2][k]).abs().max().item() for k in got[2]) < 1e-5
+    assert got[3]["trained_tokens"] == want[3]["trained_tokens"]
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_base, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dist")
+    data = write_jsonl(folder / "d.jsonl", rows(40))
+    done = tailor(*train_args(tiny_base, data, folder / "runs"))
+    assert done.returncode == 0, done.stderr
+    return data, outcome(folder / "runs")
+
+
+def test_two_processes_take_the_same_steps_as_one(tiny_base, one_process, tmp_path):
+    data, want = one_process
+    done = tailor(*train_args(tiny_base, data, tmp_path / "runs"), "--processes", "2")
+    assert done.returncode == 0, done.stderr
+    assert_same_run(outcome(tmp_path / "runs"), want)
+
+
+def test_a_killed_two_process_run_resumes_under_two_and_under_one(tiny_base, one_process, tmp_path):
+    data, want = one_process
+    killed = torchrun(2, "step:8@0", *train_args(tiny_base, data, tmp_path / "two"))
+    assert killed.returncode != 0 and not (tmp_path / "two" / "d" / "v1" / "COMPLETE").exists()
+    saved = checkpoint.complete(tmp_path / "two" / "d" / "v1" / "checkpoints")
+    assert saved and int(saved[-1].name.split("-")[1]) == 6  # the epoch-end checkpoint; step 8's never came
+    shutil.copytree(tmp_path / "two", tmp_path / "one")
+    for runs, extra in ((tmp_path / "two", ["--processes", "2"]), (tmp_path / "one", [])):
+        done = tailor(*train_args(tiny_base, data, runs), *extra)  # the same command again resumes v1
+        assert done.returncode == 0, done.stderr
+        got = outcome(runs)
+        assert got[3]["resumed_from"] == 6
+        assert_same_run(got, want)
+
+
+def test_a_failing_rank_ends_the_whole_job_with_its_error(tiny_base, one_process, tmp_path):
+    data, _ = one_process
+    start = time.monotonic()
+    failed = torchrun(2, "raise:3@1", *train_args(tiny_base, data, tmp_path / "runs"))
+    assert failed.returncode != 0
+    assert time.monotonic() - start < 120  # the other rank did not wait out the collective timeout
+    assert "rank 1 failed on purpose at step 3" in failed.stdout + failed.stderr
+
+
+def test_print_launch_gives_the_torchrun_line_for_every_machine(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", rows(20))
+    done = tailor("train", str(data), "--print-launch", "--nnodes", "4", "--processes", "8", "--epochs", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "torchrun --nnodes=4 --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint=$MAIN_ADDR:29500 "
+        f"--rdzv-id=tailored-d --module tailored.cli train {data} --nnodes 4 --processes 8 --epochs 2")
