@@ -107,3 +107,13 @@ def test_print_launch_gives_the_torchrun_line_for_every_machine(tmp_path):
     assert done.stdout.strip() == (
         "torchrun --nnodes=4 --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint=$MAIN_ADDR:29500 "
         f"--rdzv-id=tailored-d --module tailored.cli train {data} --nnodes 4 --processes 8 --epochs 2")
+
+
+def test_processes_from_python_point_to_torchrun(tmp_path):
+    import tailored
+    from tailored.config import RunConfig, TrainConfig
+    from tailored.errors import TailoredError
+
+    data = write_jsonl(tmp_path / "d.jsonl", rows(20))
+    with pytest.raises(TailoredError, match="start through torchrun"):
+        tailored.train(data, TrainConfig(max_steps=1), run_cfg=RunConfig(processes=2), quiet=True)
