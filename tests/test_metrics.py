@@ -68,6 +68,23 @@ def test_json_extraction_by_hand():
     assert low <= values["field_f1"] <= high
 
 
+def test_nested_json_is_scored_per_leaf_path_with_lists_as_sets():
+    refs = ['{"intent": "book", "slots": {"movie": "Up", "time": "7pm", "seats": ["a1", "a2"]}}',
+            '{"intent": "cancel", "slots": {"movie": "Heat"}}']
+    preds = ['{"intent": "book", "slots": {"movie": "up", "time": "8pm", "seats": ["a2", "a1", "a2"]}}',
+             '{"intent": "cancel", "slots": {"movie": "Heat", "time": "9pm"}}']
+    values, _ = json_scores(preds, refs)
+    # row 1: intent, slots.movie (case), slots.seats (a set) right; slots.time wrong (FP and FN)
+    # row 2: intent, slots.movie right; slots.time is not in the target (FP)
+    # TP 5, FP 2, FN 1 → micro F1 = 10 / 13
+    assert values["field_f1"] == pytest.approx(100 * 10 / 13)
+    assert values["field_accuracy"] == {"slots.time": 0.0, "intent": 100.0, "slots.movie": 100.0,
+                                        "slots.seats": 100.0}
+    # per field: intent 2/2 → 1; slots.movie 1; slots.seats 1; slots.time TP 0, FP 2, FN 1 → 0; macro 3/4
+    assert values["field_macro_f1"] == pytest.approx(75.0)
+    assert values["keys_match"] == 50.0  # row 2's reply has a leaf the target lacks
+
+
 def test_task_kind_and_primary_metric():
     assert task_kind(['{"a": 1}', '{"b": 2}'], None) == "json" and PRIMARY["json"] == "field_f1"
     assert task_kind(['{"a": 1}', "plain"], None) == "text"
