@@ -65,6 +65,7 @@ def test_train_then_predict_and_check(tiny_base, tmp_path):
                     "--runs-dir", runs, "--max-new-tokens", 4)
     assert code == 0, out
     assert "Base vs tuned" in out and "rouge_l (primary)" in out
+    assert "verdict Better than the base model: rouge_l" in " ".join(out.split())  # the last word, in words
     code, out = run("predict", "yes", "question number 77 please", "--runs-dir", runs, "--max-new-tokens", 4)
     assert code == 0 and out.strip() == "yes"
     code, out = run("check", data, "--base", tiny_base)

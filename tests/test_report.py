@@ -75,6 +75,8 @@ def test_train_writes_a_report_chromium_renders_cleanly(trained_run, tmp_path):
     assert seen["requests"] == []
     dom = seen["dom"]
     assert "<table" in dom and "exact_match" in dom and "Per slice: segment" in dom
+    assert dom.index('id="verdict"') < dom.index("<table")  # the verdict comes first
+    assert "Better than the base model: rouge_l 0.0 → 100.0" in dom
     assert dom.count('src="data:image/png;base64,') >= 3  # metrics, loss curve, slices
     from PIL import Image
 

@@ -69,3 +69,15 @@ def test_metric_override_changes_the_primary_and_refuses_unknown_names():
     assert c.primary == "token_f1" and c.gain == 5.0
     with pytest.raises(TailoredError, match="use one of rouge_l, token_f1"):
         choose_primary(c, "bleu")
+
+
+def test_verdict_is_judged_on_the_interval_in_plain_words():
+    base = {"rouge_l": 50.0}
+    better = review.verdict("rouge_l", base, {"rouge_l": 60.0}, {"rouge_l": (52.0, 68.0)})
+    assert better["word"] == "better" and better["text"].startswith("Better than the base model: rouge_l 50.0 → 60.0")
+    unclear = review.verdict("rouge_l", base, {"rouge_l": 55.0}, {"rouge_l": (49.0, 61.0)})
+    assert unclear["word"] == "no clear change" and "within what chance alone" in unclear["text"]
+    worse = review.verdict("accuracy", {"accuracy": 62.5}, {"accuracy": 41.2}, {"accuracy": (36.0, 46.0)},
+                           "TF-IDF + logistic regression")
+    assert worse["word"] == "worse"
+    assert worse["text"].startswith("Worse than the TF-IDF + logistic regression baseline: accuracy 62.5 → 41.2")

@@ -69,6 +69,8 @@ def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, tr
         evidence["slices"] = review.slices(comparison.rows, cfg.slice_by,
                                            lambda preds, refs: score(preds, refs, labels), comparison.primary,
                                            comparison.tuned[comparison.primary], cfg.slice_margin, cfg.min_slice)
+    evidence["verdict"] = review.verdict(comparison.primary, comparison.base, comparison.tuned, comparison.tuned_ci,
+                                         comparison.base_name)
     evidence["gate"] = review.gate(comparison.primary, comparison.base, comparison.tuned, comparison.tuned_ci,
                                    cfg.fail_if_worse, cfg.floors)
     comparison.review = evidence
@@ -99,3 +101,6 @@ def print_evidence(evidence: dict, console) -> None:
     g = evidence.get("gate", {})
     for failure in g.get("failures", []):
         console.print(f"[red]gate failed[/red] {escape(failure)}")
+    if v := evidence.get("verdict"):
+        colour = {"better": "green", "worse": "red"}.get(v["word"], "yellow")
+        console.print(f"[bold {colour}]verdict[/bold {colour}] {escape(v['text'])}")

@@ -21,7 +21,7 @@ body{font:15px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1d2433;m
 main{max-width:1080px;margin:0 auto;padding:28px 32px 60px}
 h1{font-size:26px;margin:0 0 4px} h2{font-size:19px;margin:34px 0 10px;border-bottom:1px solid #dde1e7;padding-bottom:4px}
 .sub{color:#5b6475;margin:0 0 18px} .card{background:#fff;border:1px solid #dde1e7;border-radius:8px;padding:16px 20px;margin:12px 0}
-.verdict{font-size:18px;font-weight:600} .good{color:#137a3c} .bad{color:#b42318} .warn{color:#a15c00}
+.verdict{font-size:18px;font-weight:600} .good{color:#137a3c} .bad{color:#b42318} .warn{color:#a15c00} .unclear{color:#a15c00}
 table{border-collapse:collapse;width:100%;background:#fff} th,td{border-bottom:1px solid #e6e9ee;padding:6px 10px;text-align:left;vertical-align:top}
 th{background:#f0f2f5;font-weight:600} th.num{text-align:right} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .ci{color:#6b7385;font-size:12px} img{max-width:100%;height:auto} .grid{display:grid;grid-template-columns:1fr 1fr;gap:14px}
@@ -150,6 +150,9 @@ def render(title: str, comparison: dict | None, history: list[dict], check: dict
         primary, gain = c["primary"], c["tuned"][c["primary"]] - c["base"][c["primary"]]
         gate = c.get("review", {}).get("gate", {"passed": True, "failures": []})
         klass = "good" if gain > 0 and gate["passed"] else "bad"
+        if v := c.get("review", {}).get("verdict"):  # the answer first, in words
+            word = {"better": "good", "worse": "bad"}.get(v["word"], "unclear")
+            parts.append(f'<p class="verdict {word}" id="verdict">{h(v["text"])}</p>')
         parts.append(f'<div class="card"><div class="verdict {klass}">{h(primary)}: {c["base"][primary]:.1f} → '
                      f'{c["tuned"][primary]:.1f} ({gain:+.1f}) on {len(c["rows"])} {h(c.get("on", "held-out"))} rows'
                      f'</div><div>{"gate passed" if gate["passed"] else "gate failed: " + h("; ".join(gate["failures"]))}'
