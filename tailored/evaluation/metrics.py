@@ -128,7 +128,25 @@ def text_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict,
 def _field_value(value) -> str:
     if isinstance(value, str):
         return normalise(value)
+    if isinstance(value, list):  # a list is compared as a set: order and repeats do not count
+        return json.dumps(sorted({_field_value(v) for v in value}))
     return json.dumps(value, sort_keys=True)
+
+
+def leaves(obj: dict, prefix: str = "") -> dict:
+    """A nested object as {leaf path: value}: {"slots": {"time": "7pm"}} → {"slots.time": "7pm"}.
+
+    Each leaf is scored on its own, so one wrong slot does not hide behind its parent. Lists stay
+    one leaf, compared as sets; an empty object is a leaf too.
+    """
+    out = {}
+    for key, value in obj.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(leaves(value, path + "."))
+        else:
+            out[path] = value
+    return out
 
 
 def parse_object(text: str) -> dict | None:
@@ -143,13 +161,14 @@ def parse_object(text: str) -> dict | None:
 
 
 def json_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict, dict]:
-    """Extraction: replies that parse, that have the target's keys, and field-level exact match and F1.
+    """Extraction: replies that parse, that have the target's fields, and field-level exact match and F1.
 
-    A field counts as correct when the reply has the key with an equal value (strings compared
-    ignoring case and spacing). Micro F1 pools fields over rows; macro F1 averages per field name.
+    Fields are leaf paths (`slots.movie_type`; see `leaves`). A field counts as correct when the reply
+    has it with an equal value (strings compared ignoring case and spacing, lists as sets). Micro F1
+    pools fields over rows; macro F1 averages per field.
     """
-    targets = [parse_object(r) or {} for r in refs]
-    outputs = [parse_object(p) for p in preds]
+    targets = [leaves(parse_object(r) or {}) for r in refs]
+    outputs = [None if (o := parse_object(p)) is None else leaves(o) for p in preds]
     fields = sorted({k for t in targets for k in t})
     n, f = len(refs), len(fields)
     tp, fp, fn = np.zeros((n, f)), np.zeros((n, f)), np.zeros((n, f))

@@ -98,6 +98,29 @@ def forgetting(base_answers: list[str], tuned_answers: list[str], prompts: list[
                           "similarity": round(similarity[i], 1)} for i in changed[:5]]}
 
 
+def verdict(primary: str, base: dict, tuned: dict, tuned_ci: dict, base_name: str = "base") -> dict:
+    """Better, no clear change, or worse than the base (or the simple baseline), in plain words.
+
+    Judged as the gate judges: the tuned score's whole 95% interval above the base's score is better,
+    wholly below it is worse, anything else is no clear change.
+    """
+    before, after, interval = base[primary], tuned[primary], tuned_ci.get(primary)
+    than = "the base model" if base_name == "base" else f"the {base_name} baseline"
+    low, high = interval if interval else (after, after)
+    if low > before:
+        word, how = "better", "its whole 95% interval is above"
+    elif high < before:
+        word, how = "worse", "its whole 95% interval is below"
+    else:
+        word, how = "no clear change", "its 95% interval includes"
+    text = (f"{'Better than' if word == 'better' else 'Worse than' if word == 'worse' else 'No clear change from'} "
+            f"{than}: {primary} {before:.1f} → {after:.1f} [{low:.1f}–{high:.1f}]; {how} {than}'s {before:.1f}.")
+    if word != "better":
+        text += (" Tuning did not help here: check the data (tailor check), or try more examples or epochs."
+                 if word == "worse" else " The difference is within what chance alone would give on these rows.")
+    return {"word": word, "text": text}
+
+
 def gate(primary: str, base: dict, tuned: dict, tuned_ci: dict, fail_if_worse: bool,
          floors: dict[str, float]) -> dict:
     """Pass/fail for CI: worse than the base beyond the interval, or under an absolute floor."""
