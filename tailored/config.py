@@ -220,6 +220,9 @@ class RunConfig:
                                "settings. Rerunning the same command on the same data also resumes.", default=None)
     processes: int = _help("Training processes on this machine, launched through torchrun (CPU: gloo; GPUs: one "
                            "per GPU). The global batch and so every step stay the same at any number.", default=1)
+    fsdp: bool = _help("Split the weights, gradients and optimizer state among the processes (FSDP): full "
+                       "fine-tuning of a base too large for one device. Needs --method full and --processes 2 or more.",
+                       default=False)
     nnodes: int = _help("Machines in the job, for --print-launch.", default=1)
     print_launch: bool = _help("Print the torchrun line to run on each of --nnodes machines (with --processes per "
                                "machine), then stop.", default=False)

@@ -30,7 +30,7 @@ from tailored.evaluation.evidence import gather, print_evidence
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
 from tailored.runs import COMPLETE, read_json
 from tailored.runs.record import saved_run, settings, start_run
-from tailored.training import classifier, defaults, distributed, lora
+from tailored.training import checkpoint, classifier, defaults, distributed, lora
 from tailored.training.loop import FitResult, fit, overfitting
 
 
@@ -138,6 +138,9 @@ def train(
     if run_cfg.processes > 1 and not ranks.many:
         raise TailoredError(f"processes={run_cfg.processes}: several processes start through torchrun — use "
                             f"`tailor train ... --processes {run_cfg.processes}`, or launch under torchrun yourself")
+    if run_cfg.fsdp and not (ranks.many and train_cfg.method == "full" and train_cfg.task == "generate"):
+        raise TailoredError("--fsdp shards a fully fine-tuned causal LM among processes: use it with --method full "
+                            "and --processes 2 or more (or under torchrun)")
     console = _console(quiet or not ranks.main)
     resume_dir = None
     if run_cfg.resume:  # the run's own settings and data, not the ones on this command line
@@ -177,10 +180,18 @@ def train(
 
     classify = train_cfg.task == "classify"
     model = model if classify else lora.setup(model, train_cfg)
-    method = classifier if classify else lora
+    batching = classifier.batching(tokenizer.pad_token_id) if classify else \
+        lora.batching(tokenizer.pad_token_id, sharded=run_cfg.fsdp)
+    if run_cfg.fsdp:
+        model = distributed.shard(model)
     with _progress(console) as hooks:
-        result = fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, **method.batching(tokenizer.pad_token_id),
+        result = fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, **batching,
                      **(hooks if ranks.main else {}), checkpoint_dir=run_dir / "checkpoints", ranks=ranks)
+    if run_cfg.fsdp:  # rank 0 saves and evaluates a whole, plain model with the best weights
+        weights = checkpoint.whole(checkpoint.trainable_state(model))  # every rank takes part in the gather
+        if ranks.main:
+            model = load_causal_lm(base)
+            checkpoint.load_trainable(model, weights)
     distributed.barrier(ranks)
     if not ranks.main:  # rank 0 saves, evaluates and reports alone
         distributed.stop()

@@ -26,9 +26,16 @@ def rows(n: int) -> list[dict]:
             for i in range(n)]
 
 
-def train_args(tiny_base, data, runs) -> list[str]:
-    return ["train", str(data), "--base", str(tiny_base), "--epochs", "2", "--learning-rate", "1e-2",
+def train_args(tiny_base, data, runs, lr: str = "1e-2") -> list[str]:
+    return ["train", str(data), "--base", str(tiny_base), "--epochs", "2", "--learning-rate", lr,
             "--batch-size", "6", "--no-bf16", "--runs-dir", str(runs), "--no-evaluate", "-q"]
+
+
+# Full fine-tuning at a full fine-tuning rate (the default is 5e-5). Adam's first steps move every weight by
+# about the rate whatever its gradient's size, so a weight whose gradient is ~0 moves by +-rate on summation
+# noise alone; at 1e-2 that compounds past 1e-5 within a few steps (measured: 1.5e-5 at 1e-3, 2.6e-6 at 1e-4).
+FULL = ["--method", "full"]
+FULL_RATE = "1e-4"
 
 
 def tailor(*args) -> subprocess.CompletedProcess:
@@ -49,6 +56,7 @@ def outcome(runs):
     train = [h["train_loss"] for h in history if "train_loss" in h]
     valid = [h["valid_loss"] for h in history if "valid_loss" in h]
     metrics = json.loads((run / "metrics.json").read_text())["train"]
+    metrics["grad_norms"] = [h["grad_norm"] for h in history if "grad_norm" in h]
     return train, valid, load_file(str(run / "adapter" / "adapter_model.safetensors")), metrics
 
 
@@ -58,6 +66,9 @@ def assert_same_run(got, want):
     assert got[2].keys() == want[2].keys()
     assert max((got[2][k] - want[2][k]).abs().max().item() for k in got[2]) < 1e-5
     assert got[3]["trained_tokens"] == want[3]["trained_tokens"]
+    # Adam ignores a uniform scale of the gradients, so the losses alone would not show gradients averaged
+    # where they should be summed; their norms do
+    assert got[3]["grad_norms"] == pytest.approx(want[3]["grad_norms"], rel=1e-3)
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +128,52 @@ def test_processes_from_python_point_to_torchrun(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", rows(20))
     with pytest.raises(TailoredError, match="start through torchrun"):
         tailored.train(data, TrainConfig(max_steps=1), run_cfg=RunConfig(processes=2), quiet=True)
+
+
+def full_outcome(runs):
+    run = runs / "d" / "v1"
+    assert (run / "COMPLETE").exists() and not (runs / "d" / "v2").exists()
+    history = json.loads((run / "history.json").read_text())
+    train = [h["train_loss"] for h in history if "train_loss" in h]
+    valid = [h["valid_loss"] for h in history if "valid_loss" in h]
+    metrics = json.loads((run / "metrics.json").read_text())["train"]
+    metrics["grad_norms"] = [h["grad_norm"] for h in history if "grad_norm" in h]
+    return train, valid, load_file(str(run / "model" / "model.safetensors")), metrics
+
+
+@pytest.fixture(scope="module")
+def one_process_full(tiny_base, one_process, tmp_path_factory):
+    data, _ = one_process
+    runs = tmp_path_factory.mktemp("full") / "runs"
+    done = tailor(*train_args(tiny_base, data, runs, FULL_RATE), *FULL)
+    assert done.returncode == 0, done.stderr
+    return full_outcome(runs)
+
+
+def test_fsdp_full_fine_tuning_takes_the_same_steps_as_one_process(tiny_base, one_process, one_process_full,
+                                                                   tmp_path):
+    data, _ = one_process
+    done = tailor(*train_args(tiny_base, data, tmp_path / "runs", FULL_RATE), *FULL, "--processes", "2", "--fsdp")
+    assert done.returncode == 0, done.stderr
+    assert_same_run(full_outcome(tmp_path / "runs"), one_process_full)
+
+
+def test_a_killed_fsdp_run_resumes_sharded_and_in_one_unsharded_process(tiny_base, one_process, one_process_full,
+                                                                       tmp_path):
+    data, _ = one_process
+    killed = torchrun(2, "step:8@1", *train_args(tiny_base, data, tmp_path / "fsdp", FULL_RATE), *FULL, "--fsdp")
+    assert killed.returncode != 0 and not (tmp_path / "fsdp" / "d" / "v1" / "COMPLETE").exists()
+    shutil.copytree(tmp_path / "fsdp", tmp_path / "one")
+    # the checkpoint holds whole tensors: cut into shards again, or loaded as they are by one process
+    for runs, extra in ((tmp_path / "fsdp", ["--processes", "2", "--fsdp"]), (tmp_path / "one", [])):
+        done = tailor(*train_args(tiny_base, data, runs, FULL_RATE), *FULL, *extra)
+        assert done.returncode == 0, done.stderr
+        got = full_outcome(runs)
+        assert got[3]["resumed_from"] == 6
+        assert_same_run(got, one_process_full)
+
+
+def test_fsdp_needs_full_fine_tuning_and_several_processes(tiny_base, one_process, tmp_path):
+    data, _ = one_process
+    done = tailor(*train_args(tiny_base, data, tmp_path / "runs"), "--fsdp")
+    assert done.returncode == 1 and "--fsdp shards a fully fine-tuned causal LM" in done.stderr

@@ -45,6 +45,19 @@ def token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int
     return F.cross_entropy(head_logits(model, hidden), targets, reduction="sum"), len(targets)
 
 
+def forward_token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """`token_loss` through the model's own forward (logits at every position).
+
+    For wrapped models whose forward must run as a whole (FSDP gathers the weights in its hooks).
+    """
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    targets = batch["labels"][:, 1:]
+    keep = targets != IGNORE
+    logits = logits[keep]
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
+
+
 @torch.no_grad()
 def mean_token_loss(model, rows: list[Encoded], batch_size: int, pad_id: int, bf16: bool) -> float:
     """Mean per-token loss of `rows`' labelled tokens under teacher forcing (held-out loss, perplexity)."""

@@ -4,7 +4,7 @@ No distributed layer of our own: torchrun starts the processes and rendezvous, t
 (gloo on CPU, NCCL on GPUs) moves the tensors. Every rank holds the whole (small) data set and the
 same model; each runs its share of every global batch, and one all-reduce per step sums the
 gradients, so a step's update is the same at any number of processes. Rank 0 alone logs, writes
-checkpoints and evaluates.
+checkpoints and evaluates. With FSDP (`shard`), the weights themselves are split among the ranks.
 """
 
 from __future__ import annotations
@@ -96,6 +96,42 @@ def sum_values(values: list[float], ranks: Ranks) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def most(value: int, ranks: Ranks) -> int:
+    """The largest `value` over all ranks."""
+    if not ranks.many:
+        return value
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value])
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
+def shard(model):
+    """FSDP2 over the process group: weights, gradients and optimizer state split among the ranks.
+
+    Each decoder layer is one unit (gathered just before it runs, freed after), the rest of the model
+    another. Gradients are summed, not averaged: each rank's loss is already divided by the global
+    batch's units, as in the unsharded loop.
+    """
+    from torch.distributed.fsdp import FSDPModule, fully_shard
+
+    for layer in model.get_decoder().layers:
+        fully_shard(layer)
+    fully_shard(model)
+    for module in model.modules():
+        if isinstance(module, FSDPModule):  # gloo has no pre-scaled sum: a plain sum, divided by 1
+            module.set_force_sum_reduction_for_comms(True)
+            module.set_gradient_divide_factor(1.0)
+    return model
+
+
+def is_sharded(model) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
 
 
 def barrier(ranks: Ranks) -> None:

@@ -21,7 +21,7 @@ from tailored.config import TrainConfig
 from tailored.device import autocast, choose_bf16, device_of
 from tailored.training import checkpoint
 from tailored.training.batches import length_grouped_batches, micro_batches, seed_everything, warmup_cosine
-from tailored.training.distributed import SINGLE, Ranks, barrier, sum_gradients, sum_values
+from tailored.training.distributed import SINGLE, Ranks, barrier, is_sharded, most, sum_gradients, sum_values
 
 Report = Callable[[dict], None]
 # (model, batch) -> (the loss summed over the batch, how many units it was summed over)
@@ -52,11 +52,15 @@ def validate(model, data: list, batch_size: int, *, loss: Loss, collate: Callabl
     device = device_of(model)
     total, count = 0.0, 0
     order = sorted(data, key=length)
-    for k in range(ranks.rank * batch_size, len(order), batch_size * ranks.world):
-        batch = {n: t.to(device) for n, t in collate(order[k : k + batch_size]).items()}
+    starts = list(range(ranks.rank * batch_size, len(order), batch_size * ranks.world))
+    if is_sharded(model):  # FSDP gathers weights in every forward: every rank runs as many, some counted for nothing
+        starts += [None] * (most(len(starts), ranks) - len(starts))
+    for k in starts:
+        batch = {n: t.to(device) for n, t in collate(order[k : k + batch_size] if k is not None else order[:1]).items()}
         with autocast(device, bf16):
             value, n = loss(model, batch)
-        total, count = total + float(value), count + n
+        if k is not None:
+            total, count = total + float(value), count + n
     total, count = sum_values([total, count], ranks)
     return total / max(count, 1)
 
@@ -100,6 +104,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, cfg.warmup_ratio))
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
     lengths = [length(row) for row in train]
+    sharded = is_sharded(model)
 
     def run_validation(step: int, epoch: float) -> tuple[float, bool]:
         value = validate(model, valid, cfg.batch_size, loss=loss, collate=collate, bf16=bf16, length=length,
@@ -136,23 +141,31 @@ def fit(
                 step_loss, tokens = torch.zeros(()), 0
                 # A long batch runs as several micro-batches with summed gradients: the same update, with
                 # activation memory bounded by `micro_batch_tokens` instead of the batch's size.
-                for chunk in micro_batches(ranks.share(rows), cfg.micro_batch_tokens, length):
-                    batch = {k: v.to(device) for k, v in collate(chunk).items()}
+                chunks = micro_batches(ranks.share(rows), cfg.micro_batch_tokens, length)
+                if sharded:  # FSDP gathers weights in every forward and backward: every rank runs as many
+                    chunks += [None] * (most(len(chunks), ranks) - len(chunks))
+                for chunk in chunks:
+                    batch = {k: v.to(device) for k, v in collate(chunk or rows[:1]).items()}
                     with autocast(device, bf16):
                         loss_sum, _ = loss(model, batch)
+                    if chunk is None:  # a stand-in pass: gradients of zero
+                        (loss_sum * 0.0).backward()
+                        continue
                     (loss_sum / n_units).backward()
                     step_loss += loss_sum.detach().float().cpu() / n_units
                     tokens += int(batch["attention_mask"].sum())
-                sum_gradients(params, ranks)
+                if not sharded:  # FSDP has already summed them, shard by shard
+                    sum_gradients(params, ranks)
                 step_loss, tokens = sum_values([step_loss.item(), tokens], ranks)
                 result.trained_tokens += int(tokens)
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
+                norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": step_loss,
-                         "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
+                         "grad_norm": float(norm), "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
                 result.history.append(entry)
                 if on_train_report:
                     on_train_report({**entry, "total_steps": total_steps})
@@ -168,9 +181,9 @@ def fit(
                         bad_evals += 1
                 if checkpoint_dir and (evaluated or epoch_end) and not last_step:
                     next_batch = (epoch + 1, 0) if epoch_end else (epoch, index + 1)
+                    snap = checkpoint.snapshot(model, optimizer, best_state)  # every rank: gathers FSDP shards
                     if ranks.main:  # every rank holds the same state; one writes it
-                        checkpoint.save_progress(checkpoint_dir, model, optimizer, scheduler, result, best_state,
-                                                 step, next_batch, bad_evals)
+                        checkpoint.save_progress(checkpoint_dir, snap, scheduler, result, step, next_batch, bad_evals)
                     barrier(ranks)
                 if bad_evals >= cfg.patience:
                     result.stopped_early = True

@@ -14,7 +14,7 @@ from tailored.atomic import atomic_dir
 from tailored.config import TrainConfig
 from tailored.data.encode import IGNORE, Encoded, collate
 from tailored.models.load import quiet_transformers
-from tailored.models.scoring import head_logits, labelled_hidden, unwrapped
+from tailored.models.scoring import forward_token_loss, head_logits, labelled_hidden, unwrapped
 from tailored.training.batches import seed_everything
 from tailored.training.fast_path import active_kernels, training_kernels
 
@@ -58,10 +58,16 @@ def units(row: Encoded) -> int:
     return sum(1 for t in row.labels[1:] if t != IGNORE)
 
 
-def batching(pad_id: int) -> dict:
-    """What `loop.fit` needs from this method, as keyword arguments."""
-    return {"loss": loss, "collate": functools.partial(collate, pad_id=pad_id), "units": units,
-            "kernels": training_kernels}
+def batching(pad_id: int, sharded: bool = False) -> dict:
+    """What `loop.fit` needs from this method, as keyword arguments.
+
+    A model sharded with FSDP runs its plain forward: its hooks gather the weights, which the fast
+    path's direct calls into the decoder and the head would bypass.
+    """
+    collate_rows = functools.partial(collate, pad_id=pad_id)
+    if sharded:
+        return {"loss": forward_token_loss, "collate": collate_rows, "units": units}
+    return {"loss": loss, "collate": collate_rows, "units": units, "kernels": training_kernels}
 
 
 def save(model, folder: Path) -> None:
