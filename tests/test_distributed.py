@@ -49,7 +49,7 @@ def torchrun(processes: int, kill: str, *args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
 
 
-def outcome(runs):
+def outcome(runs, weights: str = "adapter/adapter_model.safetensors"):
     run = runs / "d" / "v1"
     assert (run / "COMPLETE").exists() and not (runs / "d" / "v2").exists()
     history = json.loads((run / "history.json").read_text())
@@ -57,7 +57,7 @@ def outcome(runs):
     valid = [h["valid_loss"] for h in history if "valid_loss" in h]
     metrics = json.loads((run / "metrics.json").read_text())["train"]
     metrics["grad_norms"] = [h["grad_norm"] for h in history if "grad_norm" in h]
-    return train, valid, load_file(str(run / "adapter" / "adapter_model.safetensors")), metrics
+    return train, valid, load_file(str(run / weights)), metrics
 
 
 def assert_same_run(got, want):
@@ -131,14 +131,7 @@ def test_processes_from_python_point_to_torchrun(tmp_path):
 
 
 def full_outcome(runs):
-    run = runs / "d" / "v1"
-    assert (run / "COMPLETE").exists() and not (runs / "d" / "v2").exists()
-    history = json.loads((run / "history.json").read_text())
-    train = [h["train_loss"] for h in history if "train_loss" in h]
-    valid = [h["valid_loss"] for h in history if "valid_loss" in h]
-    metrics = json.loads((run / "metrics.json").read_text())["train"]
-    metrics["grad_norms"] = [h["grad_norm"] for h in history if "grad_norm" in h]
-    return train, valid, load_file(str(run / "model" / "model.safetensors")), metrics
+    return outcome(runs, "model/model.safetensors")
 
 
 @pytest.fixture(scope="module")
