@@ -218,10 +218,10 @@ class RunConfig:
                           default=False)
     resume: str | None = _help("An interrupted run folder to continue from its last checkpoint, with its saved "
                                "settings. Rerunning the same command on the same data also resumes.", default=None)
-    processes: int = _help("Training processes on this machine, launched through torchrun (CPU: gloo; GPUs: one "
-                           "per GPU). The global batch and so every step stay the same at any number.", default=1)
+    processes: int = _help("Training processes on this machine, launched through torchrun (gloo). The global "
+                           "batch and so every step stay the same at any number.", default=1)
     fsdp: bool = _help("Split the weights, gradients and optimizer state among the processes (FSDP): full "
-                       "fine-tuning of a base too large for one device. Needs --method full and --processes 2 or more.",
+                       "fine-tuning of a base too large for one process's memory. Needs --method full and --processes 2 or more.",
                        default=False)
     nnodes: int = _help("Machines in the job, for --print-launch.", default=1)
     print_launch: bool = _help("Print the torchrun line to run on each of --nnodes machines (with --processes per "

@@ -1,7 +1,7 @@
 """Training under torchrun: this process's rank, the few collectives the loop needs, and the launch line.
 
 No distributed layer of our own: torchrun starts the processes and rendezvous, torch.distributed
-(gloo on CPU, NCCL on GPUs) moves the tensors. Every rank holds the whole (small) data set and the
+(gloo) moves the tensors. Every rank holds the whole (small) data set and the
 same model; each runs its share of every global batch, and one all-reduce per step sums the
 gradients, so a step's update is the same at any number of processes. Rank 0 alone logs, writes
 checkpoints and evaluates. With FSDP (`shard`), the weights themselves are split among the ranks.
@@ -54,10 +54,9 @@ def start() -> Ranks:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        cuda = torch.cuda.is_available()
-        if cuda:
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=dt.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
+        # gloo: tailored trains on the CPU today (nothing places a model on a GPU yet). NCCL belongs with
+        # the day models move to GPUs, one per rank (LOCAL_RANK).
+        dist.init_process_group("gloo", timeout=dt.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
     return Ranks(dist.get_rank(), dist.get_world_size())
 
 
