@@ -264,7 +264,7 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
         bf16 = choose_bf16(train_cfg.bf16, device_of(model))
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
         comparison = _compare(model, tokenizer, rows, prep.train_examples, prep.train.labels, eval_cfg, bf16,
-                              classify, base_model)
+                              classify, base_model, base)
         metrics["eval"] = {**comparison.to_dict(), "on": where}
         print_comparison(comparison, console, eval_cfg.samples, where)
         print_evidence(comparison.review, console)
@@ -281,10 +281,11 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
 
 
 def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
-             base_model=None) -> Comparison:
+             base_model=None, base=None) -> Comparison:
     """Before vs tuned on `rows`, with the evidence attached; shared by `train` and `evaluate`."""
-    if classify:
-        comparison = compare_classifier(model, tokenizer, rows, train_rows, labels, eval_cfg, bf16)
+    if classify:  # the untuned encoder's embeddings are one of the baselines
+        comparison = compare_classifier(model, tokenizer, rows, train_rows, labels, eval_cfg, bf16,
+                                        materialise(base).path if base else None)
     else:
         comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model)
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
@@ -313,7 +314,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
         raise TailoredError(f"{train_path}: the run's training data is gone; the classifier's baseline needs it")
     base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
     comparison = _compare(tuned.model, tuned.tokenizer, dataset.examples, train_rows, tuned.labels, eval_cfg,
-                          tuned.bf16, classify, base_model)
+                          tuned.bf16, classify, base_model, tuned.base)
     console = _console(quiet)
     print_comparison(comparison, console, eval_cfg.samples)
     print_evidence(comparison.review, console)

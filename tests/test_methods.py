@@ -46,7 +46,11 @@ def test_classifier_learns_and_serves_predict_and_evaluate(tiny_encoder, tmp_pat
     run = tailored.train(data, cfg, DataConfig(), EvalConfig(), RunConfig(runs_dir=str(tmp_path / "runs")), quiet=True)
     assert (run.path / "classifier" / "model.safetensors").exists()
     ev = run.metrics["eval"]
-    assert ev["base_name"] == "TF-IDF + logistic regression" and ev["primary"] == "accuracy"
+    assert ev["primary"] == "accuracy"
+    # both simple baselines are measured, and the stronger is the bar the table, verdict and gate use
+    assert set(ev["baselines"]) == {"TF-IDF + logistic regression", "frozen embeddings + logistic regression"}
+    strongest = max(ev["baselines"], key=lambda name: ev["baselines"][name]["accuracy"])
+    assert ev["base_name"] == strongest and ev["base"]["accuracy"] == ev["baselines"][strongest]["accuracy"]
     assert ev["tuned"]["accuracy"] >= 90.0, ev["tuned"]
     tuned = tailored.load(run.path)
     assert tuned.generate(["hello 77 the answer is yes please", "hello 78 the answer is no please"]) == \
