@@ -87,19 +87,25 @@ def test_two_processes_take_the_same_steps_as_one(tiny_base, one_process, tmp_pa
     assert_same_run(outcome(tmp_path / "runs"), want)
 
 
-def test_a_killed_two_process_run_resumes_under_two_and_under_one(tiny_base, one_process, tmp_path):
-    data, want = one_process
-    killed = torchrun(2, "step:8@0", *train_args(tiny_base, data, tmp_path / "two"))
-    assert killed.returncode != 0 and not (tmp_path / "two" / "d" / "v1" / "COMPLETE").exists()
-    saved = checkpoint.complete(tmp_path / "two" / "d" / "v1" / "checkpoints")
+def kill_then_resume_two_ways(tmp_path, kill: str, args, many: list[str], read, want) -> None:
+    """Kill a 2-process run (`args(runs)`), then rerun it with `many` flags and as one plain process."""
+    killed = torchrun(2, kill, *args(tmp_path / "many"), *many)
+    assert killed.returncode != 0 and not (tmp_path / "many" / "d" / "v1" / "COMPLETE").exists()
+    saved = checkpoint.complete(tmp_path / "many" / "d" / "v1" / "checkpoints")
     assert saved and int(saved[-1].name.split("-")[1]) == 6  # the epoch-end checkpoint; step 8's never came
-    shutil.copytree(tmp_path / "two", tmp_path / "one")
-    for runs, extra in ((tmp_path / "two", ["--processes", "2"]), (tmp_path / "one", [])):
-        done = tailor(*train_args(tiny_base, data, runs), *extra)  # the same command again resumes v1
+    shutil.copytree(tmp_path / "many", tmp_path / "one")
+    for runs, extra in ((tmp_path / "many", ["--processes", "2", *many]), (tmp_path / "one", [])):
+        done = tailor(*args(runs), *extra)  # the same command again resumes v1
         assert done.returncode == 0, done.stderr
-        got = outcome(runs)
+        got = read(runs)
         assert got[3]["resumed_from"] == 6
         assert_same_run(got, want)
+
+
+def test_a_killed_two_process_run_resumes_under_two_and_under_one(tiny_base, one_process, tmp_path):
+    data, want = one_process
+    kill_then_resume_two_ways(tmp_path, "step:8@0", lambda runs: train_args(tiny_base, data, runs), [], outcome,
+                              want)
 
 
 def test_a_failing_rank_ends_the_whole_job_with_its_error(tiny_base, one_process, tmp_path):
@@ -154,16 +160,9 @@ def test_fsdp_full_fine_tuning_takes_the_same_steps_as_one_process(tiny_base, on
 def test_a_killed_fsdp_run_resumes_sharded_and_in_one_unsharded_process(tiny_base, one_process, one_process_full,
                                                                        tmp_path):
     data, _ = one_process
-    killed = torchrun(2, "step:8@1", *train_args(tiny_base, data, tmp_path / "fsdp", FULL_RATE), *FULL, "--fsdp")
-    assert killed.returncode != 0 and not (tmp_path / "fsdp" / "d" / "v1" / "COMPLETE").exists()
-    shutil.copytree(tmp_path / "fsdp", tmp_path / "one")
     # the checkpoint holds whole tensors: cut into shards again, or loaded as they are by one process
-    for runs, extra in ((tmp_path / "fsdp", ["--processes", "2", "--fsdp"]), (tmp_path / "one", [])):
-        done = tailor(*train_args(tiny_base, data, runs, FULL_RATE), *FULL, *extra)
-        assert done.returncode == 0, done.stderr
-        got = full_outcome(runs)
-        assert got[3]["resumed_from"] == 6
-        assert_same_run(got, one_process_full)
+    kill_then_resume_two_ways(tmp_path, "step:8@1", lambda runs: [*train_args(tiny_base, data, runs, FULL_RATE), *FULL],
+                              ["--fsdp"], full_outcome, one_process_full)
 
 
 def test_fsdp_needs_full_fine_tuning_and_several_processes(tiny_base, one_process, tmp_path):

@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 import tailored
-from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tailored.config import RunConfig, TrainConfig
 from tailored.export import MIN_PARITY, NEAR_TIE, _split_at_tie
 from tests.conftest import build_tokenizer, write_jsonl, yes_rows
 

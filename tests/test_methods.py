@@ -17,7 +17,7 @@ from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig, from
 from tailored.data.prepare import load_splits
 from tailored.errors import TailoredError
 from tailored.training import checkpoint
-from tests.conftest import build_tokenizer, write_jsonl, yes_rows
+from tests.conftest import write_jsonl, yes_rows
 
 
 def keyword_csv(path, n: int, start: int = 0):

@@ -31,18 +31,28 @@ def labelled_hidden(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
     return hidden[:, :-1][keep], targets[keep]
 
 
+def _at_least_fp32(logits: torch.Tensor) -> torch.Tensor:
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 under autocast; fp64 stays
+
+
 def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     inner = unwrapped(model)
-    logits = inner.get_output_embeddings()(hidden)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (bf16 under autocast)
+    logits = _at_least_fp32(inner.get_output_embeddings()(hidden))
     cap = getattr(inner.config, "final_logit_softcapping", None)
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
-def token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the labelled tokens of a batch, and how many there were."""
+def token_loss(model, batch: dict[str, torch.Tensor], head_loss=None) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over the labelled tokens of a batch, and how many there were.
+
+    `head_loss(hidden, targets)` may compute the head and loss faster (training's kernels); where it
+    returns None, the plain head and cross-entropy run.
+    """
     hidden, targets = labelled_hidden(model, batch)
-    return F.cross_entropy(head_logits(model, hidden), targets, reduction="sum"), len(targets)
+    value = head_loss(hidden, targets) if head_loss else None
+    if value is None:
+        value = F.cross_entropy(head_logits(model, hidden), targets, reduction="sum")
+    return value, len(targets)
 
 
 def forward_token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
@@ -53,9 +63,7 @@ def forward_token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
-    logits = logits[keep]
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
-    return F.cross_entropy(logits, targets[keep], reduction="sum"), int(keep.sum())
+    return F.cross_entropy(_at_least_fp32(logits[keep]), targets[keep], reduction="sum"), int(keep.sum())
 
 
 @torch.no_grad()

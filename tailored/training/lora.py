@@ -14,7 +14,7 @@ from tailored.atomic import atomic_dir
 from tailored.config import TrainConfig
 from tailored.data.encode import IGNORE, Encoded, collate
 from tailored.models.load import quiet_transformers
-from tailored.models.scoring import forward_token_loss, head_logits, labelled_hidden, unwrapped
+from tailored.models.scoring import forward_token_loss, token_loss, unwrapped
 from tailored.training.batches import seed_everything
 from tailored.training.fast_path import active_kernels, training_kernels
 
@@ -45,12 +45,9 @@ def loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     Inside `training_kernels` the LM head and loss run as `head_loss` (chunked, gradient made in the
     forward pass); otherwise as plain HF modules. Both compute the same value.
     """
-    hidden, targets = labelled_hidden(model, batch)
-    kernels = active_kernels(unwrapped(model))
-    fast = kernels.head_loss(unwrapped(model), hidden, targets) if kernels else None
-    if fast is not None:
-        return fast, len(targets)
-    return torch.nn.functional.cross_entropy(head_logits(model, hidden), targets, reduction="sum"), len(targets)
+    inner = unwrapped(model)
+    kernels = active_kernels(inner)
+    return token_loss(model, batch, functools.partial(kernels.head_loss, inner) if kernels else None)
 
 
 def units(row: Encoded) -> int:
