@@ -108,6 +108,15 @@ def test_a_killed_two_process_run_resumes_under_two_and_under_one(tiny_base, one
                               want)
 
 
+def test_a_user_error_under_processes_is_one_line_with_no_traceback(tmp_path):
+    done = tailor("train", str(tmp_path / "nope.jsonl"), "--processes", "2")
+    assert done.returncode == 1
+    assert f"error {tmp_path / 'nope.jsonl'}: file not found — check the path" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "error training process 0 of 2 failed (exit code 1); its message is above" in done.stderr
+    assert "error another training process stopped; its message is above" in done.stderr  # rank 1, waiting
+
+
 def test_a_failing_rank_ends_the_whole_job_with_its_error(tiny_base, one_process, tmp_path):
     data, _ = one_process
     start = time.monotonic()

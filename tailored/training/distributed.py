@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
-import subprocess
 import sys
 from dataclasses import dataclass
 
 import torch
+
+from tailored.errors import TailoredError
 
 # A collective that waits longer than this means a rank is gone: the job fails instead of hanging.
 COLLECTIVE_TIMEOUT_S = 300
@@ -41,6 +42,19 @@ class Ranks:
 
 
 SINGLE = Ranks()
+
+
+class PeerFailed(TailoredError):
+    """Another process of the job stopped (its own message says why); this one stops too."""
+
+
+def _collective(collective, /, *args, **kwargs):
+    """Run a torch.distributed collective. A peer that went away (gloo reports "Connection closed by
+    peer", or a timeout) becomes one line here instead of a second traceback below the real error."""
+    try:
+        return collective(*args, **kwargs)
+    except RuntimeError:
+        raise PeerFailed("another training process stopped; its message is above") from None
 
 
 def under_torchrun() -> bool:
@@ -79,7 +93,7 @@ def sum_gradients(params: list[torch.Tensor], ranks: Ranks) -> None:
 
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
     flat = torch.cat([g.reshape(-1).float() for g in grads])
-    dist.all_reduce(flat)
+    _collective(dist.all_reduce, flat)
     offset = 0
     for p, g in zip(params, grads):
         p.grad = flat[offset : offset + g.numel()].view_as(g).to(g.dtype)
@@ -93,7 +107,7 @@ def sum_values(values: list[float], ranks: Ranks) -> list[float]:
     import torch.distributed as dist
 
     tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor)
+    _collective(dist.all_reduce, tensor)
     return tensor.tolist()
 
 
@@ -104,7 +118,7 @@ def most(value: int, ranks: Ranks) -> int:
     import torch.distributed as dist
 
     tensor = torch.tensor([value])
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    _collective(dist.all_reduce, tensor, op=dist.ReduceOp.MAX)
     return int(tensor.item())
 
 
@@ -137,7 +151,7 @@ def barrier(ranks: Ranks) -> None:
     if ranks.many:
         import torch.distributed as dist
 
-        dist.barrier()
+        _collective(dist.barrier)
 
 
 def from_main(value, ranks: Ranks):
@@ -147,14 +161,8 @@ def from_main(value, ranks: Ranks):
     import torch.distributed as dist
 
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    _collective(dist.broadcast_object_list, box, src=0)
     return box[0]
-
-
-def local_command(args: list[str], processes: int) -> list[str]:
-    """`tailor ARGS` as `processes` processes on this machine, through torchrun."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-            "--module", "tailored.cli", *args]
 
 
 def cluster_command(args: list[str], processes: int, nnodes: int, name: str) -> str:
@@ -165,5 +173,20 @@ def cluster_command(args: list[str], processes: int, nnodes: int, name: str) -> 
 
 
 def run_local(args: list[str], processes: int) -> int:
-    """Run `tailor ARGS` as `processes` processes here; torchrun ends them all if one fails."""
-    return subprocess.run(local_command(args, processes)).returncode
+    """Run `tailor ARGS` as `processes` processes here, through torchrun's launcher; the exit code.
+
+    torchrun ends every process when one fails. The failing process has printed its own message (a
+    user error as one line); the launcher's report of it, a traceback of its own, becomes one line too.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    try:
+        run(get_args_parser().parse_args(["--standalone", f"--nproc-per-node={processes}", "--module",
+                                          "tailored.cli", *args]))
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        print(f"error training process {rank} of {processes} failed (exit code {failure.exitcode}); its message "
+              "is above", file=sys.stderr)
+        return 1
+    return 0
