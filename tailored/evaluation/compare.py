@@ -16,7 +16,9 @@ from tailored.data.formats import Example
 from tailored.evaluation.generate import generate
 from tailored.evaluation.metrics import PRIMARY, json_scores, label_scores, task_kind, text_scores
 from tailored.device import autocast, device_of
+from tailored.models.load import quiet_transformers
 from tailored.models.scoring import predict_labels
+from tailored.models.sentence_classifier import mean_pool
 
 
 @dataclass
@@ -113,16 +115,15 @@ def embedding_baseline(encoder_path: str, train: list[Example], texts: list[str]
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(encoder_path, local_files_only=True)
-    encoder = AutoModel.from_pretrained(encoder_path, local_files_only=True).eval()
+    with quiet_transformers():
+        encoder = AutoModel.from_pretrained(encoder_path, local_files_only=True).eval()
     device = device_of(encoder)
 
     @torch.no_grad()
     def embed(batch: list[str]) -> torch.Tensor:
         enc = tokenizer(batch, padding=True, truncation=True, return_tensors="pt").to(device)
         with autocast(device, bf16):
-            hidden = encoder(**enc).last_hidden_state.float()
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+            return mean_pool(encoder(**enc).last_hidden_state.float(), enc["attention_mask"])
 
     def vectors(items: list[str]):
         return torch.cat([embed(items[k : k + 64]) for k in range(0, len(items), 64)]).numpy()

@@ -4,14 +4,18 @@ The rules (also in the README):
 - epochs: enough passes to show the model about 1,000 examples in total, between 1 and 10.
   Small sets need several passes to move a model; large ones need only one. Early stopping on the
   validation loss then picks the best point, so a generous count costs time, not quality.
+  A classifier sees about 6,000 rows, 2 to 8 passes: its head starts as the frozen-embedding probe,
+  and on real intent and emotion data (BENCHMARKS.md) the encoder kept improving on held-out rows
+  for ~6 passes over 1,000 rows, while one pass over 9,000 was not enough.
 - learning rate: 1e-3 for LoRA on bases under 1B parameters, 2e-4 above. Small models with rank-16
   adapters learn slowly at the usual 2e-4 within the few hundred steps a small data set gives.
-  Full fine-tuning moves every weight, so it takes 5e-5; an encoder classifier takes 2e-4 (its new
-  head starts from random and the encoder is small).
+  Full fine-tuning moves every weight, so it takes 5e-5; an encoder classifier takes 6e-5 (every
+  weight trains, and its head starts from the probe, not from random).
 - LoRA alpha: twice the rank (the common scaling). The rank itself is fixed at 16 (not derived
   from the data): enough for a task of a few thousand examples, a few MB of adapter.
 - batch size: 8, or n/10 (at least 1) below 80 examples, so a tiny data set still gets ~10
-  optimizer steps per epoch instead of two or three.
+  optimizer steps per epoch instead of two or three. A classifier's rows are short and carry one
+  label each, so it takes 32 (again n/10 on small sets).
 - max length: the longest example, capped at 2,048 and the base's context; longer rows are never cut.
 """
 
@@ -22,25 +26,29 @@ from dataclasses import replace
 
 from tailored.config import DataConfig, TrainConfig
 
-TARGET_EXAMPLES_SEEN = 1000
+# (examples to show the model, fewest passes, most passes), per task
+EXAMPLES_SEEN = {"generate": (1000, 1, 10), "classify": (6000, 2, 8)}
 
 
-def choose_epochs(n_train: int) -> tuple[int, str]:
-    epochs = min(10, max(1, math.ceil(TARGET_EXAMPLES_SEEN / max(n_train, 1))))
+def choose_epochs(n_train: int, task: str = "generate") -> tuple[int, str]:
+    target, low, high = EXAMPLES_SEEN[task]
+    epochs = min(high, max(low, math.ceil(target / max(n_train, 1))))
     return epochs, (f"{n_train} training examples: {epochs} epoch(s) shows the model ~{epochs * n_train} examples "
-                    f"(aim ~{TARGET_EXAMPLES_SEEN}, 1–10 epochs); early stopping keeps the best point")
+                    f"(aim ~{target}, {low}–{high} epochs); early stopping keeps the best point")
 
 
-def choose_batch_size(n_train: int) -> tuple[int, str]:
-    batch = 8 if n_train >= 80 else max(1, n_train // 10)
+def choose_batch_size(n_train: int, task: str = "generate") -> tuple[int, str]:
+    most = 32 if task == "classify" else 8
+    batch = most if n_train >= 10 * most else max(1, n_train // 10)
     steps = math.ceil(n_train / batch)
-    return batch, (f"{n_train} training examples: batches of {batch} give {steps} steps per epoch (8 at most, "
+    return batch, (f"{n_train} training examples: batches of {batch} give {steps} steps per epoch ({most} at most, "
                    "~10 steps at least), grouped by length to avoid padding")
 
 
 def choose_learning_rate(n_params: int, method: str = "lora", task: str = "generate") -> tuple[float, str]:
     if task == "classify":
-        return 2e-4, f"classifier on a {n_params / 1e6:.0f}M-parameter encoder: every weight trains, the head is new"
+        return 6e-5, (f"classifier on a {n_params / 1e6:.0f}M-parameter encoder: every weight trains, from a head "
+                      "that starts as the frozen-embedding probe")
     if method == "full":
         return 5e-5, f"full fine-tuning of a {n_params / 1e6:.0f}M-parameter base: every weight moves, so a low rate"
     if n_params < 1_000_000_000:
@@ -53,7 +61,7 @@ def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_
     """Fill every None in the configs and say why each value was picked (user-set values say so)."""
     reasons: dict[str, str] = {}
     if train.epochs is None:
-        epochs, reasons["epochs"] = choose_epochs(n_train)
+        epochs, reasons["epochs"] = choose_epochs(n_train, train.task)
         train = replace(train, epochs=epochs)
     else:
         reasons["epochs"] = "set by you"
@@ -67,7 +75,8 @@ def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_
                                 "thousand examples, a few MB of adapter")
     if train.lora_alpha is None:
         train = replace(train, lora_alpha=2 * train.lora_rank)
-        reasons["lora_alpha"] = f"twice the rank ({train.lora_rank})"
+        if train.task == "generate" and train.method == "lora":
+            reasons["lora_alpha"] = f"twice the rank ({train.lora_rank})"
     cap = min(2048, context)
     if data.max_length is None:
         data = replace(data, max_length=min(longest, cap))
@@ -75,7 +84,7 @@ def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_
     else:
         reasons["max_length"] = "set by you"
     if train.batch_size is None:
-        batch, reasons["batch_size"] = choose_batch_size(n_train)
+        batch, reasons["batch_size"] = choose_batch_size(n_train, train.task)
         train = replace(train, batch_size=batch)
     else:
         reasons["batch_size"] = "set by you"
