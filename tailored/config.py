@@ -73,6 +73,9 @@ class DataConfig:
     skip_invalid: bool = _help("Drop rows with errors (and report how many) instead of stopping.", default=False)
     mix: str | None = _help("General data mixed into training to limit forgetting, as FILE:FRACTION (e.g. "
                             "general.jsonl:0.2 makes 20% of the training rows come from FILE).", default=None)
+    guard: float = _help("Share of training rows that replay the base model's own answers to general requests "
+                         "(written for tailored, bundled), so tuning keeps what the base knew. 0 turns the guard "
+                         "off. Generating models only.", default=0.2)
 
     @property
     def mix_file(self) -> str | None:
@@ -93,6 +96,8 @@ class DataConfig:
             if not ok:
                 problems.append(f"mix={self.mix!r}; use FILE:FRACTION with a fraction between 0 and 1, "
                                 "e.g. general.jsonl:0.2")
+        if not 0.0 <= self.guard < 0.5:
+            problems.append(f"guard={self.guard} must be 0 (off) or a share below 0.5 (e.g. 0.2)")
         if not 0.0 < self.valid_fraction < 0.5:
             problems.append(f"valid_fraction={self.valid_fraction} must be between 0 and 0.5 (e.g. 0.1)")
         if self.max_length is not None and self.max_length < 8:
@@ -182,8 +187,8 @@ class EvalConfig:
                                   "any, e.g. --min rouge_l=60.", default=None)
     report: str | None = _help("Write the HTML report here. `tailor train` always writes report.html into the run.",
                                default=None)
-    forgetting: bool = _help("Also ask base and tuned a dozen general questions and count drastic changes.",
-                             default=True)
+    forgetting: bool = _help("Also ask base and tuned 129 general questions with checkable answers and report the "
+                             "share of the base's correct answers the tuned model keeps.", default=True)
 
     def __post_init__(self):
         problems = []

@@ -20,11 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tailored import atomic
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.audit import Finding
-from tailored.data.encode import stop_token_ids
+from tailored.data.encode import TemplateError, encode_many, stop_token_ids
 from tailored.data.prepare import Prepared, encode_chat_all, encode_labelled_all, load_splits, render_masked
 from tailored.device import choose_bf16, device_of
 from tailored.errors import TailoredError
-from tailored.evaluation import report as html_report
+from tailored.evaluation import general, report as html_report
 from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
 from tailored.evaluation.evidence import gather, print_evidence
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
@@ -159,10 +159,17 @@ def train(
         distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
     model = _load_model(train_cfg, base, prep, tokenizer)
+    if train_cfg.task == "generate" and data_cfg.guard and not run_cfg.explain:
+        if not ranks.main:  # rank 0 answers the replay prompts into the cache; the others read it
+            distributed.barrier(ranks)
+        _add_replay(prep, model, tokenizer, base, data_cfg, train_cfg)
+        if ranks.main:
+            distributed.barrier(ranks)
     n_params = sum(p.numel() for p in model.parameters())
     longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
-    train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded), longest, n_params,
-                                                    min(2048, prep.context))
+    # the task's rows decide the schedule; the guard's replayed rows ride along without changing it
+    train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded) - prep.guard_rows,
+                                                    longest, n_params, min(2048, prep.context))
     profile = prep.profile(n_params, train_cfg.epochs)
     _print_plan(console, data, data_cfg, train_cfg, prep, profile, reasons)
     if run_cfg.explain:
@@ -210,6 +217,23 @@ def train(
     return finished
 
 
+def _add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, train_cfg: TrainConfig) -> None:
+    """The guard: the untuned base's own answers to general requests, as `data_cfg.guard` of the training rows.
+
+    Validation and held-out rows stay task-only. Rows are ours, not the user's, so one over a
+    --max-length the user set is simply not used.
+    """
+    n_task = len(prep.train_encoded)
+    wanted = round(data_cfg.guard / (1 - data_cfg.guard) * n_task)
+    rows = general.replay_examples(model, tokenizer, base.fingerprint(), wanted, train_cfg.seed,
+                                   choose_bf16(train_cfg.bf16, device_of(model)))
+    encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in rows], stop_token_ids(tokenizer))
+               if not isinstance(e, TemplateError) and e.trainable
+               and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]
+    prep.train_encoded = prep.train_encoded + encoded
+    prep.guard_rows = len(encoded)
+
+
 def _load_model(train_cfg: TrainConfig, base, prep: Prepared, tokenizer):
     if train_cfg.task == "classify":  # the head starts as a probe fitted on the training rows
         return classifier.setup(materialise(base).path, prep.train.labels, train_cfg, prep.train_encoded,
@@ -221,7 +245,9 @@ def _print_plan(console, data, data_cfg, train_cfg, prep: Prepared, profile: dic
     console.print(f"[bold]data[/bold] {data}: {profile['rows']} rows ({profile['format']}), "
                   f"{profile['train_rows']} train / {profile['validation_rows']} valid ({prep.valid_source}), "
                   f"{profile['heldout_rows']} held-out"
-                  + (f", {profile['mixed_rows']} general rows mixed in from {data_cfg.mix_file}" if prep.mixed else ""))
+                  + (f", {profile['mixed_rows']} general rows mixed in from {data_cfg.mix_file}" if prep.mixed else "")
+                  + (f", {prep.guard_rows} of them the base's own answers to general requests (the guard against "
+                     "forgetting; --guard 0 turns it off)" if prep.guard_rows else ""))
     if prep.errors:
         console.print(f"[yellow]skipped {len(prep.errors)} rows with errors (--skip-invalid)[/yellow]")
     for finding in prep.findings:
@@ -294,7 +320,7 @@ def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, b
     else:
         comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model)
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
-           rows, bf16, base_model)
+           rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt])
     return comparison
 
 

@@ -96,6 +96,24 @@ def test_label_report_has_both_confusion_matrices():
     assert page.count("data:image/png;base64,") == 3 and "87.5" in page and "[62.5–100.0]" in page
 
 
+def test_many_classes_get_tables_of_confused_pairs_and_worst_classes_instead_of_matrices():
+    labels = [f"intent_{i:02d}" for i in range(20)]
+    matrix = [[10 if i == j else 0 for j in range(20)] for i in range(20)]
+    matrix[3][3], matrix[3][7] = 4, 6  # intent_03 mistaken for intent_07 six times: the worst pair and class
+    matrix[5][5], matrix[5][6] = 8, 2
+    confusion = {"labels": labels, "matrix": matrix}
+    comparison = {"primary": "accuracy", "task": "label", "base_name": "base", "rows": [],
+                  "base": {"accuracy": 50.0, "confusion": confusion}, "tuned": {"accuracy": 96.0, "confusion": confusion},
+                  "base_ci": {"accuracy": [40.0, 60.0]}, "tuned_ci": {"accuracy": [93.0, 98.5]}}
+    page = report.render("t", comparison, [], None, None, None)
+    assert page.count("data:image/png;base64,") == 1  # the metric plot only: no 20x20 matrices
+    pairs = page.split("Most-confused pairs")[1].split("</table>")[0]
+    assert pairs.index("intent_03</td><td>intent_07</td><td class='num'>6") < pairs.index("intent_05</td><td>intent_06")
+    worst = page.split("Per-class F1, worst first")[1].split("</table>")[0]
+    # intent_03: precision 4/4, recall 4/10 → F1 57.1; intent_07: 10/16 and 10/10 → 76.9
+    assert worst.index("intent_03</td><td class='num'>57.1") < worst.index("intent_07</td><td class='num'>76.9")
+
+
 def test_eval_gate_sets_the_exit_code_and_writes_a_report(trained_run, tmp_path):
     from typer.testing import CliRunner
 

@@ -1,4 +1,4 @@
-"""Slices, memorisation, forgetting and the gate, on hand-made rows with hand-computed answers."""
+"""Slices, memorisation and the gate, on hand-made rows with hand-computed answers."""
 
 from __future__ import annotations
 
@@ -41,13 +41,6 @@ def test_memorisation_counts_verbatim_near_and_wrong_copies():
     assert out["warning"] and [e["verbatim"] for e in out["examples"]] == [True, False]
 
 
-def test_forgetting_counts_drastic_changes():
-    out = review.forgetting(["Paris is the capital.", "Sleep well, keep a routine.", "A noun names a thing."],
-                            ["Paris is the capital.", "Go to Settings → Billing.", "A noun names a thing or person."],
-                            prompts=["a", "b", "c"])
-    assert out["changed"] == 1 and out["examples"][0]["prompt"] == "b"
-
-
 def test_gate_fails_only_beyond_the_interval_and_under_floors():
     base, tuned = {"rouge_l": 50.0, "confusion": {}}, {"rouge_l": 45.0, "exact_match": 10.0}
     assert review.gate("rouge_l", base, tuned, {"rouge_l": (40.0, 52.0)}, True, {})["passed"]  # within noise
@@ -81,3 +74,25 @@ def test_verdict_is_judged_on_the_interval_in_plain_words():
                            "TF-IDF + logistic regression")
     assert worse["word"] == "worse"
     assert worse["text"].startswith("Worse than the TF-IDF + logistic regression baseline: accuracy 62.5 → 41.2")
+
+
+def test_knowledge_gap_counts_answers_resting_on_words_never_seen():
+    train = ["Reset your password under Settings, then Account.", "Plans cost 8 dollars a month."]
+    rows = [  # 1: every content word is in training or its own question; 2 and 3: two or more unseen; 4: one
+        {"line": 1, "prompt": "How do I reset my password?", "expected": "Under Settings, then Account.", "tuned": ""},
+        {"line": 2, "prompt": "Who founded the company?", "expected": "Maria Lindqvist founded it in 2011.", "tuned": ""},
+        {"line": 3, "prompt": "Where is the office?", "expected": "In Tampere, on Hämeenkatu street.", "tuned": ""},
+        {"line": 4, "prompt": "What does the plan cost?", "expected": "8 dollars a month, billed.", "tuned": ""},  # one unseen
+    ]
+    gap = review.knowledge_gap(rows, train)
+    assert (gap["gap_rows"], gap["share"], gap["flagged"]) == (2, 50.0, True)
+    assert [e["line"] for e in gap["examples"]] == [2, 3]
+    assert gap["examples"][0]["unseen"] == ["2011", "lindqvist", "maria"]  # "founded" is in its own question
+    assert review.knowledge_gap(rows[:1], train)["gap_rows"] == 0
+
+    worse = review.verdict("rouge_l", {"rouge_l": 20.0}, {"rouge_l": 12.0}, {"rouge_l": (9.0, 15.0)}, "base", gap)
+    assert worse["word"] == "worse" and worse["knowledge_gap"] and "knowledge gap" in worse["text"]
+    assert "not a training failure" in worse["text"] and "check the data" not in worse["text"]
+    plain = review.verdict("rouge_l", {"rouge_l": 20.0}, {"rouge_l": 12.0}, {"rouge_l": (9.0, 15.0)}, "base",
+                           review.knowledge_gap(rows[:1], train))
+    assert not plain["knowledge_gap"] and "check the data" in plain["text"]

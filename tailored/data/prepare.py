@@ -37,6 +37,7 @@ class Prepared:
     shown: list[Encoded] = field(default_factory=list)  # encodings aligned with train_examples, for --show
     context: int = 2048  # the base's context window, read once by `prepare`
     mixed: list[Example] = field(default_factory=list)  # general rows from --mix, trained on with the task rows
+    guard_rows: int = 0  # the base's own answers to general requests, appended to train_encoded (the guard)
     # Problems with the data as a whole (too few examples): also in `errors`, but --skip-invalid, which
     # drops bad rows, cannot skip these.
     refusals: list[Problem] = field(default_factory=list)
@@ -61,6 +62,7 @@ class Prepared:
             "validation_source": self.valid_source,
             "heldout_rows": len(self.heldout.examples) if self.heldout else 0,
             "mixed_rows": len(self.mixed),
+            "guard_rows": self.guard_rows,
             "errors": len(self.errors),
             "warnings": len(self.findings),
         }

@@ -13,10 +13,13 @@ from tailored.config import EvalConfig
 from tailored.data.encode import TemplateError, encode_many
 from tailored.data.formats import Example
 from tailored.errors import TailoredError
-from tailored.evaluation import review
+from tailored.evaluation import general, review
 from tailored.evaluation.compare import Comparison, score
 from tailored.evaluation.generate import generate
 from tailored.models.scoring import mean_token_loss
+
+
+KEPT_WELL = 90.0  # under this share of base-correct general answers kept (interval's low end), say so in colour
 
 
 def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_model=None) -> dict:
@@ -32,12 +35,12 @@ def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_mod
             "tuned_perplexity": math.exp(min(tuned, 50)), "rows": len(encoded)}
 
 
-def general_answers(model, tokenizer, bf16: bool, base_model=None, max_new_tokens: int = 48) -> dict:
-    prompts = [[{"role": "user", "content": p}] for p in review.GENERAL_PROMPTS]
+def general_answers(model, tokenizer, bf16: bool, base_model=None) -> dict:
+    """The general-ability check (evaluation/general.py) for base and tuned: the share of kept answers."""
     with (nullcontext() if base_model is not None else model.disable_adapter()):
-        base = generate(base_model if base_model is not None else model, tokenizer, prompts, max_new_tokens, 16, bf16)
-    tuned = generate(model, tokenizer, prompts, max_new_tokens, 16, bf16)
-    return review.forgetting(base, tuned)
+        base = general.answer_questions(base_model if base_model is not None else model, tokenizer, bf16)
+    tuned = general.answer_questions(model, tokenizer, bf16)
+    return general.retention(base, tuned)
 
 
 def choose_primary(comparison: Comparison, metric: str | None) -> None:
@@ -51,7 +54,7 @@ def choose_primary(comparison: Comparison, metric: str | None) -> None:
 
 def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, train_targets: list[str],
            model=None, tokenizer=None, examples: list[Example] | None = None, bf16: bool = False,
-           base_model=None) -> dict:
+           base_model=None, train_prompts: list[str] | None = None) -> dict:
     """Attach the evidence to `comparison.review` and return it. `model` is None for classifiers."""
     choose_primary(comparison, cfg.metric)
     evidence: dict = {}
@@ -61,6 +64,7 @@ def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, tr
             evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model)
     if comparison.task != "label" and train_targets:
         evidence["memorisation"] = review.memorisation(comparison.rows, train_targets)
+        evidence["knowledge_gap"] = review.knowledge_gap(comparison.rows, train_targets + (train_prompts or []))
     if cfg.slice_by:
         if not any(cfg.slice_by in r.get("extra", {}) for r in comparison.rows):
             have = sorted({k for r in comparison.rows for k in r.get("extra", {})})
@@ -70,7 +74,7 @@ def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, tr
                                            lambda preds, refs: score(preds, refs, labels), comparison.primary,
                                            comparison.tuned[comparison.primary], cfg.slice_margin, cfg.min_slice)
     evidence["verdict"] = review.verdict(comparison.primary, comparison.base, comparison.tuned, comparison.tuned_ci,
-                                         comparison.base_name)
+                                         comparison.base_name, evidence.get("knowledge_gap"))
     evidence["gate"] = review.gate(comparison.primary, comparison.base, comparison.tuned, comparison.tuned_ci,
                                    cfg.fail_if_worse, cfg.floors)
     comparison.review = evidence
@@ -89,10 +93,12 @@ def print_evidence(evidence: dict, console) -> None:
                       f"{mem['wrong_copies']} copies do not fit their row")
         if mem["warning"]:
             console.print(f"[yellow]warning[/yellow] {escape(mem['warning'])}")
-    if fg := evidence.get("forgetting"):
-        colour = "yellow" if fg["changed"] > fg["prompts"] // 2 else "dim"
-        console.print(f"[{colour}]forgetting: {fg['changed']} of {fg['prompts']} general questions answered "
-                      f"drastically differently from the base (ROUGE-L < {fg['threshold_rouge_l']:.0f})[/{colour}]")
+    if (fg := evidence.get("forgetting")) and fg["kept_share"] is not None:
+        colour = "yellow" if fg["kept_ci"][0] < KEPT_WELL else "dim"
+        console.print(f"[{colour}]general ability: the tuned model still answers {fg['kept']} of the {fg['base_correct']} "
+                      f"general questions the base got right ({fg['kept_share']:.0f}% "
+                      f"[{fg['kept_ci'][0]:.0f}–{fg['kept_ci'][1]:.0f}]; {fg['questions']} questions, "
+                      f"tuned correct on {fg['tuned_correct']})[/{colour}]")
     if sl := evidence.get("slices"):
         for value, s in sl["slices"].items():
             note = " [red]below overall[/red]" if s["flagged"] else " (too few rows to judge)" if s["too_small"] else ""

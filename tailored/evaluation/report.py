@@ -84,6 +84,39 @@ def metric_plot(c: dict) -> str:
     return _png(fig)
 
 
+MAX_PLOTTED_CLASSES = 15  # above this, confusion matrices become tables of the worst pairs and classes
+
+
+def confusion_tables(confusion: dict, top: int = 10) -> str:
+    """The most-confused label pairs, and per-class F1 worst first, for the tuned model."""
+    import numpy as np
+
+    h = html.escape
+    labels, matrix = confusion["labels"], np.asarray(confusion["matrix"])
+    pairs = sorted(((int(matrix[i, j]), labels[i], labels[j]) for i in range(len(labels)) for j in range(len(labels))
+                    if i != j and matrix[i, j]), reverse=True)[:top]
+    out = [f"<h2>Most-confused pairs (tuned, {len(labels)} classes)</h2><table><tr><th>true label</th>"
+           "<th>predicted as</th><th class='num'>rows</th></tr>"]
+    out.extend(f"<tr><td>{h(t)}</td><td>{h(p)}</td><td class='num'>{n}</td></tr>" for n, t, p in pairs)
+    out.append("</table>")
+    true_counts, predicted_counts, hits = matrix.sum(1), matrix.sum(0), np.diag(matrix)
+    f1 = {}
+    for i, label in enumerate(labels):
+        if true_counts[i] == 0:
+            continue  # no held-out row of this class: nothing to judge
+        precision = hits[i] / predicted_counts[i] if predicted_counts[i] else 0.0
+        recall = hits[i] / true_counts[i]
+        f1[label] = (100.0 * 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+                     int(true_counts[i]))
+    worst = sorted(f1.items(), key=lambda kv: kv[1][0])[: top + 5]
+    out.append(f"<h2>Per-class F1, worst first (tuned, {len(worst)} of {len(f1)} classes)</h2><table><tr><th>class"
+               "</th><th class='num'>F1</th><th class='num'>held-out rows</th></tr>")
+    out.extend(f"<tr><td>{h(label)}</td><td class='num'>{score:.1f}</td><td class='num'>{n}</td></tr>"
+               for label, (score, n) in worst)
+    out.append("</table>")
+    return "".join(out)
+
+
 def confusion_plot(confusion: dict, title: str) -> str:
     import numpy as np
 
@@ -178,10 +211,13 @@ def render(title: str, comparison: dict | None, history: list[dict], check: dict
             worst = ", ".join(f"{h(k)} {v:.0f}%" for k, v in list(c["tuned"]["field_accuracy"].items())[:5])
             parts.append(f"<p>Fields most often wrong (tuned, share correct): {worst}</p>")
         plots = [metric_plot(c), loss_plot(history)]
-        if c["task"] == "label" and "confusion" in c["tuned"]:
+        many = c["task"] == "label" and len(c["tuned"].get("confusion", {}).get("labels", [])) > MAX_PLOTTED_CLASSES
+        if c["task"] == "label" and "confusion" in c["tuned"] and not many:
             plots.append(confusion_plot(c["tuned"]["confusion"], "tuned"))
             plots.append(confusion_plot(c["base"]["confusion"], c.get("base_name", "base")))
         parts.append('<div class="grid">' + "".join(f"<div>{p}</div>" for p in plots if p) + "</div>")
+        if many:  # a matrix of dozens of classes is a blur: the pairs and classes that go wrong, as tables
+            parts.append(confusion_tables(c["tuned"]["confusion"]))
         parts.extend(_review_html(review))
         parts.append(f"<h2>Side by side ({min(samples, len(c['rows']))} of {len(c['rows'])} rows)</h2>"
                      "<p class='sub'>Highlighted words differ from the expected answer.</p>")
@@ -225,12 +261,21 @@ def _review_html(review: dict) -> list[str]:
             out.append(f'<p class="warn">{h(mem["warning"])}</p>')
         out.extend(f"<p class='card'>line {e['line']}: {h(e['prompt'])}<br><b>tuned</b> {h(e['tuned'])}<br>"
                    f"<b>expected</b> {h(e['expected'])}</p>" for e in mem["examples"])
-    if fg := review.get("forgetting"):
-        out.append(f"<h2>Forgetting</h2><p>{fg['changed']} of {fg['prompts']} general questions (ours, unrelated to "
-                   f"the task) are answered drastically differently from the base (ROUGE-L under "
-                   f"{fg['threshold_rouge_l']:.0f}). Mixing general data in (--mix FILE:0.2) limits this.</p>")
-        out.extend(f"<p class='card'><b>{h(e['prompt'])}</b><br>base: {h(e['base'])}<br>tuned: {h(e['tuned'])}</p>"
-                   for e in fg["examples"][:3])
+    if (gap := review.get("knowledge_gap")) and gap["flagged"]:
+        out.append(f"<h2>Knowledge gap</h2><p>{gap['gap_rows']} of {gap['rows']} expected answers rest on words "
+                   "found neither in their question nor anywhere in the training data. Tuning cannot teach facts "
+                   "the model never saw; add documents or examples that contain them.</p>")
+        out.extend(f"<p class='card'>line {e['line']}: {h(e['prompt'])}<br><b>expected</b> {h(e['expected'])}<br>"
+                   f"<b>unseen</b> {h(', '.join(e['unseen']))}</p>" for e in gap["examples"][:3])
+    if (fg := review.get("forgetting")) and fg.get("kept_share") is not None:
+        low, high = fg["kept_ci"]
+        out.append(f"<h2>General ability (forgetting)</h2><p>Of {fg['questions']} general questions with checkable "
+                   f"answers (ours, unrelated to the task), the base answers {fg['base_correct']} correctly; the tuned "
+                   f"model still answers <b>{fg['kept']} of those ({fg['kept_share']:.0f}%, 95% interval "
+                   f"{low:.0f}–{high:.0f})</b>, and {fg['tuned_correct']} in all. The guard (--guard, on by default) "
+                   "replays the base's own general answers in training to keep this high.</p>")
+        out.extend(f"<p class='card'><b>{h(e['prompt'])}</b> (expected {h(e['expected'])})<br>base: {h(e['base'])}"
+                   f"<br>tuned: {h(e['tuned'])}</p>" for e in fg["examples"][:3])
     return out
 
 

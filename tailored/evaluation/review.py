@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from tailored.evaluation.metrics import normalise, rouge_l_rows
 
-# General requests, written by us, that have nothing to do with any user's task. A tuned model that
-# answers these very differently from its base has drifted beyond the task (catastrophic forgetting).
-GENERAL_PROMPTS = [
-    "What is the capital of France?",
-    "Give me three tips for sleeping better.",
-    "Explain what a noun is in one sentence.",
-    "Write a short, friendly greeting for a new colleague.",
-    "What is 12 multiplied by 7?",
-    "Name three fruits that are red.",
-    "How many days are there in a leap year?",
-    "Translate 'thank you' into Spanish.",
-    "What does a thermometer measure?",
-    "Suggest a name for a pet goldfish.",
-    "Why is the sky blue? Answer briefly.",
-    "List the four seasons of the year.",
-]
-CHANGED_BELOW = 30.0  # ROUGE-L between base and tuned answers under this counts as a drastic change
 NEAR_COPY_WORDS = 12  # a shared run of this many words with a training target counts as a near copy
 
 
@@ -89,16 +73,42 @@ def memorisation(rows: list[dict], train_targets: list[str], n: int = NEAR_COPY_
                         "the model may be reciting, not answering" if wrong / total >= 0.1 else None)}
 
 
-def forgetting(base_answers: list[str], tuned_answers: list[str], prompts: list[str] = GENERAL_PROMPTS) -> dict:
-    """How many general prompts the tuned model answers drastically differently from its base."""
-    similarity = rouge_l_rows(tuned_answers, base_answers)
-    changed = [i for i, s in enumerate(similarity) if s < CHANGED_BELOW]
-    return {"prompts": len(prompts), "changed": len(changed), "threshold_rouge_l": CHANGED_BELOW,
-            "examples": [{"prompt": prompts[i], "base": base_answers[i], "tuned": tuned_answers[i],
-                          "similarity": round(similarity[i], 1)} for i in changed[:5]]}
+GAP_ROW_WORDS = 2  # a held-out answer with this many unseen content words depends on facts not in training
+GAP_SHARE = 25.0  # the share of such answers at which the verdict speaks of a knowledge gap
+_COMMON = set("""about after again also been before being between both could does doing down during each from
+further have having here into just more most much must only other over same should some such than that their
+them then there these they this those through under until very were what when where which while will with
+would your yours please thank thanks sorry""".split())
 
 
-def verdict(primary: str, base: dict, tuned: dict, tuned_ci: dict, base_name: str = "base") -> dict:
+def _content_words(text: str) -> set[str]:
+    """Numbers and words of 4+ letters, minus the most common function words: where facts live."""
+    return {w for w in re.findall(r"\w+", text.lower()) if (w.isdigit() or len(w) >= 4) and w not in _COMMON}
+
+
+def knowledge_gap(rows: list[dict], train_texts: list[str], examples: int = 5) -> dict:
+    """How many held-out answers need content words found neither in their own prompt nor anywhere in training.
+
+    No amount of tuning teaches a model facts it never saw: when many expected answers rest on such
+    words, a flat or worse score is a knowledge gap in the data, not a training failure.
+    """
+    known: set[str] = set()
+    for text in train_texts:
+        known |= _content_words(text)
+    gaps, shown = 0, []
+    for row in rows:
+        unseen = sorted(_content_words(row["expected"]) - known - _content_words(row["prompt"]))
+        if len(unseen) >= GAP_ROW_WORDS:
+            gaps += 1
+            if len(shown) < examples:
+                shown.append({"line": row["line"], "prompt": row["prompt"], "expected": row["expected"],
+                              "unseen": unseen[:8]})
+    share = 100.0 * gaps / max(len(rows), 1)
+    return {"rows": len(rows), "gap_rows": gaps, "share": share, "flagged": share >= GAP_SHARE, "examples": shown}
+
+
+def verdict(primary: str, base: dict, tuned: dict, tuned_ci: dict, base_name: str = "base",
+            gap: dict | None = None) -> dict:
     """Better, no clear change, or worse than the base (or the simple baseline), in plain words.
 
     Judged as the gate judges: the tuned score's whole 95% interval above the base's score is better,
@@ -115,10 +125,18 @@ def verdict(primary: str, base: dict, tuned: dict, tuned_ci: dict, base_name: st
         word, how = "no clear change", "its 95% interval includes"
     text = (f"{'Better than' if word == 'better' else 'Worse than' if word == 'worse' else 'No clear change from'} "
             f"{than}: {primary} {before:.1f} → {after:.1f} [{low:.1f}–{high:.1f}]; {how} {than}'s {before:.1f}.")
-    if word != "better":
+    flagged = bool(gap and gap["flagged"] and gap["examples"])
+    if flagged:
+        unseen = ", ".join(gap["examples"][0]["unseen"][:4])
+        text += (f" {gap['gap_rows']} of {gap['rows']} expected answers rest on words found neither in their question "
+                 f"nor anywhere in the training data (e.g. {unseen})")
+        text += (": those cannot improve by tuning." if word == "better" else
+                 ": a model cannot learn facts it never saw, so this is a knowledge gap in the data, not a training "
+                 "failure — add documents or examples that contain those facts.")
+    elif word != "better":
         text += (" Tuning did not help here: check the data (tailor check), or try more examples or epochs."
                  if word == "worse" else " The difference is within what chance alone would give on these rows.")
-    return {"word": word, "text": text}
+    return {"word": word, "text": text, "knowledge_gap": flagged}
 
 
 def gate(primary: str, base: dict, tuned: dict, tuned_ci: dict, fail_if_worse: bool,

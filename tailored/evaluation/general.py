@@ -1,0 +1,100 @@
+"""General ability, kept and measured: the base's own answers replayed in training, and a checked question set.
+
+Two sets of general prompts, written for this project and kept apart (tests/test_general.py checks
+that they share no prompt and no topic):
+
+- `general/check.jsonl`: 129 questions with short checkable answers (facts, arithmetic, simple
+  instructions). `retention` reports the share of the questions the base answers correctly that the
+  tuned model still answers correctly, with a 95% bootstrap interval.
+- `general/replay.txt`: 191 open requests (explain, list, write, advise, and sums written with
+  symbols and other numbers than the check's). `replay_examples` answers them with the base model
+  itself, greedily, and those conversations are mixed into training: the guard. It needs no data from the user and no network, and costs one generation pass per base
+  (cached by the base's file hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tailored import atomic
+from tailored.data.formats import Example
+from tailored.evaluation.generate import decode_answers, generate, generate_ids
+from tailored.data.encode import render_prompt, stop_token_ids
+from tailored.evaluation.metrics import bootstrap
+from tailored.models.bases import cache_dir
+
+HERE = Path(__file__).parent / "general"
+REPLAY_ANSWER_TOKENS = 160  # answers that do not finish within this are left out, never cut
+CHECK_ANSWER_TOKENS = 48
+
+
+@dataclass(frozen=True)
+class Question:
+    prompt: str
+    accept: tuple[str, ...]  # any of these, as a whole word (case-insensitive unless `case`), is correct
+    kind: str
+    case: bool = False
+
+    def correct(self, answer: str) -> bool:
+        flags = 0 if self.case else re.IGNORECASE
+        return any(re.search(rf"(?<!\w){re.escape(a)}(?!\w)", answer, flags) for a in self.accept)
+
+
+def questions() -> list[Question]:
+    rows = [json.loads(line) for line in (HERE / "check.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    return [Question(r["prompt"], tuple(r["accept"]), r["kind"], r.get("case", False)) for r in rows]
+
+
+def replay_prompts() -> list[str]:
+    return [line for line in (HERE / "replay.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def retention(base_answers: list[str], tuned_answers: list[str], items: list[Question] | None = None) -> dict:
+    """How many of the base's correct answers the tuned model keeps, with a 95% interval, and what it lost."""
+    items = items or questions()
+    base_ok = np.array([q.correct(a) for q, a in zip(items, base_answers)])
+    tuned_ok = np.array([q.correct(a) for q, a in zip(items, tuned_answers)])
+    kept = tuned_ok[base_ok].astype(float)
+    share = 100.0 * float(kept.mean()) if len(kept) else None
+    interval = bootstrap(lambda idx: 100.0 * float(kept[idx].mean()), len(kept)) if len(kept) else None
+    lost = [i for i in range(len(items)) if base_ok[i] and not tuned_ok[i]]
+    return {"questions": len(items), "base_correct": int(base_ok.sum()), "tuned_correct": int(tuned_ok.sum()),
+            "kept": int(kept.sum()), "kept_share": share, "kept_ci": interval,
+            "examples": [{"prompt": items[i].prompt, "expected": " / ".join(items[i].accept),
+                          "base": base_answers[i], "tuned": tuned_answers[i]} for i in lost[:5]]}
+
+
+def answer_questions(model, tokenizer, bf16: bool, batch_size: int = 16) -> list[str]:
+    prompts = [[{"role": "user", "content": q.prompt}] for q in questions()]
+    return generate(model, tokenizer, prompts, CHECK_ANSWER_TOKENS, batch_size, bf16)
+
+
+def replay_examples(model, tokenizer, fingerprint: str, n: int, seed: int, bf16: bool = False) -> list[Example]:
+    """`n` general conversations (at most all of them) answered by `model`, the untuned base, in seeded order.
+
+    The answers are computed once per base and prompt set, then read from the cache.
+    """
+    prompts = replay_prompts()
+    key = hashlib.sha256(("\n".join(prompts) + f"|{REPLAY_ANSWER_TOKENS}").encode()).hexdigest()[:12]
+    path = cache_dir() / "replay" / f"{fingerprint[:16]}-{key}.jsonl"
+    if path.exists():
+        answers = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    else:
+        texts = [render_prompt(tokenizer, [{"role": "user", "content": p}]) for p in prompts]
+        ids = generate_ids(model, tokenizer, texts, REPLAY_ANSWER_TOKENS, 16, bf16)
+        stops = stop_token_ids(tokenizer, model)
+        finished = [bool(row) and row[-1] in stops for row in ids]
+        answers = [a if done else None for a, done in zip(decode_answers(tokenizer, ids), finished)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(path, "".join(json.dumps(a) + "\n" for a in answers))
+    rows = [Example([{"role": "user", "content": p}, {"role": "assistant", "content": a}], "(general replay)", i + 1)
+            for i, (p, a) in enumerate(zip(prompts, answers)) if a]
+    random.Random(seed).shuffle(rows)
+    return rows[:n]

@@ -1,0 +1,75 @@
+"""The general-ability check and the guard's replay data, on hand-made answers and a tiny model built in code."""
+
+import re
+
+import pytest
+
+from tailored.data.encode import encode_many
+from tailored.evaluation import general
+from tailored.evaluation.general import Question
+
+
+def test_the_check_and_the_replay_sets_are_big_enough_and_kept_apart():
+    checks, replay = general.questions(), general.replay_prompts()
+    assert len(checks) >= 100 and len(replay) >= 100
+    assert len({q.prompt for q in checks}) == len(checks) and len(set(replay)) == len(replay)
+    assert not {q.prompt.lower() for q in checks} & {p.lower() for p in replay}
+    # no replay request asks the kinds of question the check scores (capitals, planets, sums, opposites…)
+    scored = r"\b(capital|planet|plus|minus|times|divided|opposite|plural|translate|past tense|how many)\b"
+    assert [p for p in replay if re.search(scored, p, re.IGNORECASE)] == []
+    assert {q.kind for q in checks} == {"fact", "arithmetic", "instruction"}
+
+
+def test_an_answer_is_correct_when_it_holds_an_accepted_answer_as_a_whole_word():
+    q = Question("What is 6 times 7?", ("42",), "arithmetic")
+    assert q.correct("6 times 7 is 42.") and not q.correct("It is 420.") and not q.correct("142")
+    assert Question("Capital of Italy?", ("Rome",), "fact").correct("The capital is rome")
+    shout = Question("Write 'hello' in capital letters.", ("HELLO",), "instruction", case=True)
+    assert shout.correct("HELLO") and not shout.correct("hello")
+
+
+def test_retention_counts_only_what_the_base_got_right():
+    items = [Question(f"q{i}", (a,), "fact") for i, a in enumerate(["Paris", "12", "blue", "Nile"])]
+    base = ["Paris.", "It is 12", "red", "The Nile"]  # 3 of 4 correct
+    tuned = ["Paris!", "13", "blue", "Amazon"]  # keeps Paris only; "blue" was not the base's to keep
+    out = general.retention(base, tuned, items)
+    assert (out["base_correct"], out["tuned_correct"], out["kept"]) == (3, 2, 1)
+    assert out["kept_share"] == pytest.approx(100 / 3)
+    low, high = out["kept_ci"]
+    assert 0.0 <= low <= out["kept_share"] <= high <= 100.0
+    assert [e["prompt"] for e in out["examples"]] == ["q1", "q3"]
+
+
+def test_replay_rows_are_the_base_s_finished_answers_cached_and_seeded(tiny_base, monkeypatch):
+    """Finished answers become user/assistant rows; unfinished ones are left out, never cut; the cache is reused."""
+    from tailored.data.encode import stop_token_ids
+    from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+
+    prompts = [f"Tell me about thing {i}." for i in range(12)]
+    monkeypatch.setattr(general, "replay_prompts", lambda: prompts)
+    base = resolve_base(str(tiny_base))
+    tok, model = load_tokenizer(base), load_causal_lm(base)
+    eos = min(stop_token_ids(tok, model))
+    seen = []
+
+    def fake_generate_ids(model_, tok_, texts, budget, batch, bf16):  # what the base "answers": odd ones never stop
+        seen.extend(texts)
+        return [tok(f"answer {i}", add_special_tokens=False)["input_ids"] + ([eos] if i % 2 == 0 else [])
+                for i in range(len(texts))]
+
+    monkeypatch.setattr(general, "generate_ids", fake_generate_ids)
+    rows = general.replay_examples(model, tok, base.fingerprint(), 4, seed=1)
+    assert len(seen) == 12 and "thing 3" in seen[3]  # every prompt rendered through the chat template once
+    assert len(rows) == 4
+    for row in rows:
+        i = int(row.messages[0]["content"].split()[-1].rstrip("."))
+        assert i % 2 == 0 and row.messages == [{"role": "user", "content": prompts[i]},
+                                               {"role": "assistant", "content": f"answer {i}"}]
+    assert len(general.replay_examples(model, tok, base.fingerprint(), 100, seed=1)) == 6  # all finished ones
+    cached = list((general.cache_dir() / "replay").glob("*.jsonl"))
+    assert len(cached) == 1 and len(seen) == 12  # the second call read the cache
+    again = general.replay_examples(model, tok, base.fingerprint(), 4, seed=1)
+    assert [r.messages for r in again] == [r.messages for r in rows]  # seeded order
+    assert [r.messages for r in general.replay_examples(model, tok, base.fingerprint(), 4, seed=2)] != \
+        [r.messages for r in rows]
+    assert all(e.trainable for e in encode_many(tok, [r.messages for r in again]))
