@@ -62,7 +62,8 @@ class Exported:
 def merged_model(tuned: Tuned):
     """The run's weights as one plain transformers model (LoRA folded into the base weights)."""
     if tuned.kind == "classify":
-        raise TailoredError("classifier runs are already a plain model: copy RUN/classifier")
+        raise TailoredError("classifier runs need no export: RUN/classifier holds the encoder (a plain HF folder), "
+                            "head.safetensors and classifier.json; tailored.load(RUN) serves it")
     model = tuned.model.merge_and_unload() if hasattr(tuned.model, "merge_and_unload") else tuned.model
     model.eval()
     return model

@@ -73,3 +73,37 @@ def test_replay_rows_are_the_base_s_finished_answers_cached_and_seeded(tiny_base
     assert [r.messages for r in general.replay_examples(model, tok, base.fingerprint(), 4, seed=2)] != \
         [r.messages for r in rows]
     assert all(e.trainable for e in encode_many(tok, [r.messages for r in again]))
+
+
+def test_train_mixes_the_guard_in_without_changing_the_task_s_schedule(tiny_base, tmp_path, monkeypatch):
+    """The guard's rows are 20% of training; epochs and batch size still come from the task's rows alone."""
+    import json
+
+    import tailored
+    from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+    from tailored.data.formats import Example
+    from tests.conftest import write_jsonl, yes_rows
+
+    asked = []
+
+    def fake_replay(model, tok, fingerprint, n, seed, bf16=False):
+        asked.append(n)
+        return [Example([{"role": "user", "content": f"general request {i}"},
+                         {"role": "assistant", "content": f"a general answer {i}"}], "(general replay)", i + 1)
+                for i in range(n)]
+
+    monkeypatch.setattr(general, "replay_examples", fake_replay)
+    data = write_jsonl(tmp_path / "d.jsonl", yes_rows(100))
+    runs = []
+    for guard in (0.2, 0.0):
+        run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=2), DataConfig(guard=guard),
+                             EvalConfig(), RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
+        profile = json.loads((run.path / "check.json").read_text())["profile"]
+        config = json.loads((run.path / "config.json").read_text())
+        runs.append((profile, config))
+    (on, on_cfg), (off, off_cfg) = runs
+    assert asked == [round(0.2 / 0.8 * 90)]  # 90 task rows after the validation split; off: never asked
+    assert on["guard_rows"] == asked[0] and off["guard_rows"] == 0
+    assert on["train_rows"] == off["train_rows"] + asked[0]
+    assert on_cfg["train"]["epochs"] == off_cfg["train"]["epochs"]
+    assert on_cfg["train"]["batch_size"] == off_cfg["train"]["batch_size"]

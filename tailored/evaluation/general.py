@@ -6,10 +6,10 @@ that they share no prompt and no topic):
 - `general/check.jsonl`: 129 questions with short checkable answers (facts, arithmetic, simple
   instructions). `retention` reports the share of the questions the base answers correctly that the
   tuned model still answers correctly, with a 95% bootstrap interval.
-- `general/replay.txt`: 191 open requests (explain, list, write, advise, and sums written with
-  symbols and other numbers than the check's). `replay_examples` answers them with the base model
-  itself, greedily, and those conversations are mixed into training: the guard. It needs no data from the user and no network, and costs one generation pass per base
-  (cached by the base's file hash).
+- `general/replay.txt`: 171 open requests (explain, list, write, advise; no sums and none of the
+  checked facts). `replay_examples` answers them with the base model itself, greedily, and those
+  conversations are mixed into training: the guard. It needs no data from the user and no network,
+  and costs one generation pass per base (cached by the base's file hash).
 """
 
 from __future__ import annotations
