@@ -246,8 +246,8 @@ def _print_plan(console, data, data_cfg, train_cfg, prep: Prepared, profile: dic
                   f"{profile['train_rows']} train / {profile['validation_rows']} valid ({prep.valid_source}), "
                   f"{profile['heldout_rows']} held-out"
                   + (f", {profile['mixed_rows']} general rows mixed in from {data_cfg.mix_file}" if prep.mixed else "")
-                  + (f", {prep.guard_rows} of them the base's own answers to general requests (the guard against "
-                     "forgetting; --guard 0 turns it off)" if prep.guard_rows else ""))
+                  + (f", plus {prep.guard_rows} of the base's own answers to general requests in training (the guard "
+                     "against forgetting; --guard 0 turns it off)" if prep.guard_rows else ""))
     if prep.errors:
         console.print(f"[yellow]skipped {len(prep.errors)} rows with errors (--skip-invalid)[/yellow]")
     for finding in prep.findings:

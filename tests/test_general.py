@@ -40,8 +40,9 @@ def test_retention_counts_only_what_the_base_got_right():
     assert [e["prompt"] for e in out["examples"]] == ["q1", "q3"]
 
 
-def test_replay_rows_are_the_base_s_finished_answers_cached_and_seeded(tiny_base, monkeypatch):
+def test_replay_rows_are_the_base_s_finished_answers_cached_and_seeded(tiny_base, monkeypatch, tmp_path):
     """Finished answers become user/assistant rows; unfinished ones are left out, never cut; the cache is reused."""
+    monkeypatch.setenv("TAILORED_CACHE", str(tmp_path / "cache"))  # an empty cache: other tests fill the shared one
     from tailored.data.encode import stop_token_ids
     from tailored.models import load_causal_lm, load_tokenizer, resolve_base
 
@@ -104,6 +105,6 @@ def test_train_mixes_the_guard_in_without_changing_the_task_s_schedule(tiny_base
     (on, on_cfg), (off, off_cfg) = runs
     assert asked == [round(0.2 / 0.8 * 90)]  # 90 task rows after the validation split; off: never asked
     assert on["guard_rows"] == asked[0] and off["guard_rows"] == 0
-    assert on["train_rows"] == off["train_rows"] + asked[0]
+    assert on["train_rows"] == off["train_rows"] == 90  # the task's rows; the guard's are counted apart
     assert on_cfg["train"]["epochs"] == off_cfg["train"]["epochs"]
     assert on_cfg["train"]["batch_size"] == off_cfg["train"]["batch_size"]

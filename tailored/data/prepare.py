@@ -52,12 +52,13 @@ class Prepared:
                                                     "nothing left to train on", "add examples")])
 
     def profile(self, n_params: int | None = None, epochs: int | None = None) -> dict:
-        lengths = sorted(len(e.input_ids) for e in self.train_encoded)
+        task = self.train_encoded[: len(self.train_encoded) - self.guard_rows]  # the guard's rows come last
+        lengths = sorted(len(e.input_ids) for e in task)
         profile = {
             "format": self.train.format if self.train else None,
             "rows": len(self.train.examples) + len(self.train.problems) if self.train else 0,
             "valid_rows": len(self.train.examples) if self.train else 0,
-            "train_rows": len(self.train_encoded),
+            "train_rows": len(self.train_encoded) - self.guard_rows,  # the user's rows (and --mix's)
             "validation_rows": len(self.valid_encoded),
             "validation_source": self.valid_source,
             "heldout_rows": len(self.heldout.examples) if self.heldout else 0,
@@ -71,7 +72,7 @@ class Prepared:
             profile["tokens_per_example"] = {"min": lengths[0], "median": statistics.median(lengths), "p95": p95,
                                              "max": lengths[-1]}
             profile["total_tokens"] = sum(lengths)
-            profile["trainable_tokens"] = sum(e.trainable for e in self.train_encoded)
+            profile["trainable_tokens"] = sum(e.trainable for e in task)
         if self.train and self.train.labels:
             counts = {label: 0 for label in self.train.labels}
             for ex in self.train_examples:
