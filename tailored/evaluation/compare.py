@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass, field
 
 import torch
-from dataclasses import asdict, dataclass, field
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,7 +18,7 @@ from tailored.evaluation.metrics import PRIMARY, json_scores, label_scores, task
 from tailored.device import autocast, device_of
 from tailored.models.load import quiet_transformers
 from tailored.models.scoring import predict_labels
-from tailored.models.sentence_classifier import mean_pool
+from tailored.models.sentence_classifier import PROBE_C, mean_pool
 
 
 @dataclass
@@ -128,7 +128,7 @@ def embedding_baseline(encoder_path: str, train: list[Example], texts: list[str]
     def vectors(items: list[str]):
         return torch.cat([embed(items[k : k + 64]) for k in range(0, len(items), 64)]).numpy()
 
-    model = LogisticRegression(C=10.0, max_iter=2000)
+    model = LogisticRegression(C=PROBE_C, max_iter=2000)
     model.fit(vectors([ex.text for ex in train]), [ex.label for ex in train])
     return list(model.predict(vectors(texts)))
 

@@ -15,7 +15,6 @@ from tailored.data.formats import Example
 from tailored.errors import TailoredError
 from tailored.evaluation import general, review
 from tailored.evaluation.compare import Comparison, score
-from tailored.evaluation.generate import generate
 from tailored.models.scoring import mean_token_loss
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from tailored import atomic
+from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.data.formats import Example
 from tailored.evaluation.generate import decode_answers, generate, generate_ids
-from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.evaluation.metrics import bootstrap
 from tailored.models.bases import cache_dir
 

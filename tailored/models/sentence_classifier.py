@@ -23,6 +23,10 @@ from tailored.atomic import atomic_dir
 from tailored.models.load import quiet_transformers
 
 HEAD_FILE, CONFIG_FILE = "head.safetensors", "classifier.json"
+# Logistic regression's inverse regularisation for the probe on frozen embeddings: one value for the
+# head's starting point (training/classifier.py) and the baseline it is compared with (evaluation),
+# so a run's step 0 is that baseline.
+PROBE_C = 10.0
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -21,12 +21,8 @@ import torch.nn.functional as F
 from tailored.config import TrainConfig
 from tailored.data.encode import Labelled, collate_labelled
 from tailored.models.load import quiet_transformers
-from tailored.models.sentence_classifier import SentenceClassifier, embeddings
+from tailored.models.sentence_classifier import PROBE_C, SentenceClassifier, embeddings
 from tailored.training.batches import seed_everything
-
-# Logistic regression's inverse regularisation: the same value as the frozen-embedding baseline the
-# run is compared with (evaluation/compare.py), so step 0 is that baseline.
-PROBE_C = 10.0
 
 
 def setup(path: str, labels: list[str], cfg: TrainConfig, train: list[Labelled], pad_id: int,
