@@ -11,8 +11,9 @@ from typing import Literal
 from tailored.errors import TailoredError
 
 
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
+def _help(text: str, flag: str | None = None, **kw):
+    """A field with its help text (and its command-line flag when the field name would not read well)."""
+    return field(metadata={"help": text, **({"flag": flag} if flag else {})}, **kw)
 
 
 class SettingsError(TailoredError):
@@ -134,6 +135,9 @@ class TrainConfig:
     micro_batch_tokens: int = _help("Run a batch as micro-batches of at most this many (padded) tokens, summing "
                                     "gradients: the same update with ~40% less peak memory and no loss of speed "
                                     "on CPU. 0: the whole batch at once.", default=1024)
+    batch_order: Literal["grouped", "random"] = _help(
+        "'grouped': batches of similar length in a seeded random order (less padding, faster on CPU); 'random': "
+        "plain seeded shuffling, as TRL does.", default="grouped")
 
     def __post_init__(self):
         problems = []
@@ -163,6 +167,8 @@ class TrainConfig:
             problems.append(f"max_steps={self.max_steps} must be at least 1")
         if self.micro_batch_tokens < 0:
             problems.append(f"micro_batch_tokens={self.micro_batch_tokens} must be 0 (off) or more")
+        if self.batch_order not in ("grouped", "random"):
+            problems.append(f"batch_order={self.batch_order!r}; use 'grouped' or 'random'")
         _check(problems, "training")
 
 
@@ -221,6 +227,11 @@ class RunConfig:
     evaluate: bool = _help("Compare base and tuned on the held-out data after training.", default=True)
     explain: bool = _help("Print the settings that would be used and why, then stop without training.",
                           default=False)
+    parent: str | None = _help(
+        "Retrain from this version (NAME for its production or latest version, or NAME/vN): start from its "
+        "weights, record it as the parent, report the data diff, and compare base, parent and new on the "
+        "union of both held-out sets; --fail-if-worse then means worse than the parent.", flag="--from",
+        default=None)
     resume: str | None = _help("An interrupted run folder to continue from its last checkpoint, with its saved "
                                "settings. Rerunning the same command on the same data also resumes.", default=None)
     processes: int = _help("Training processes on this machine, launched through torchrun (gloo). The global "

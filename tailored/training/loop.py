@@ -129,7 +129,8 @@ def fit(
         start = time.perf_counter()
 
         for epoch in range(start_epoch, cfg.epochs):
-            batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch)
+            batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed, epoch,
+                                             cfg.batch_order == "grouped")
             for index, batch_ids in enumerate(batches):
                 if step >= total_steps:
                     break
