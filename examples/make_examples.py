@@ -380,6 +380,15 @@ def main() -> None:
     write_csv(HERE / "email_routing.csv", train)
     write_csv(HERE / "email_routing.heldout.csv", unseen_routing(len(held)))
 
+    # "A month later": new emails for the maintenance walk-through (README), drawn after the rest so
+    # every other file stays the same; v2 is the old file with them appended, as a team would keep it.
+    state = rng.getstate()
+    old = {r["text"] for r in train}
+    new = [r for r in (routing_row() for _ in range(60)) if r["text"] not in old][:40]
+    rng.setstate(state)
+    write_csv(HERE / "email_routing.new.csv", new)
+    write_csv(HERE / "email_routing.v2.csv", train + new)
+
     train, held = split_heldout([invoice_row() for _ in range(330)], 60, key=dump)
     write_jsonl(HERE / "invoices.jsonl", train)
     write_jsonl(HERE / "invoices.heldout.jsonl", held)

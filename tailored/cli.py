@@ -20,7 +20,20 @@ from tailored.errors import DataError, TailoredError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Fine-tune a small model on your examples, prove it got better, use it.")
+runs_app = typer.Typer(no_args_is_help=False, pretty_exceptions_enable=False,
+                       help="Versions: list, show, compare, promote, remove, reindex.")
+app.add_typer(runs_app, name="runs")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def chosen(run: str, runs_dir: str) -> str:
+    """Resolve a run reference and say which version a bare name picked (production, else latest)."""
+    from tailored.runs.store import resolve_run_how
+
+    path, how = resolve_run_how(run, runs_dir)
+    if how != "as named":
+        err.print(f"[dim]{run} → {path} ({how})[/dim]")
+    return str(path)
 
 
 def user_errors(fn):
@@ -64,7 +77,7 @@ def with_config_flags(*classes):
             hints = typing.get_type_hints(cls)
             for f in fields(cls):
                 default = None if f.default is MISSING else f.default
-                flag = "--" + f.name.replace("_", "-")
+                flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
                 hint = hints[f.name]  # a Literal becomes a checked choice, listed in --help
                 decls = [f"{flag}/--no-{flag[2:]}"] if hint in (bool, Optional[bool]) else [flag]
                 option = typer.Option(default, *decls, help=f.metadata.get("help", ""), rich_help_panel=cls.__name__)
@@ -133,7 +146,7 @@ def predict(run: str = typer.Argument(..., help="Run folder (runs/NAME/vN) or na
     """Answer PROMPT with a tuned run."""
     from tailored.tuned import load
 
-    typer.echo(load(run, runs_dir).generate(prompt, max_new_tokens=max_new_tokens))
+    typer.echo(load(chosen(run, runs_dir), runs_dir).generate(prompt, max_new_tokens=max_new_tokens))
 
 
 @app.command()
@@ -144,7 +157,7 @@ def chat(run: str = typer.Argument(..., help="Run folder or name."),
     """Talk to a tuned run in the terminal. An empty line or Ctrl-D ends the chat."""
     from tailored.tuned import load
 
-    tuned = load(run, runs_dir)
+    tuned = load(chosen(run, runs_dir), runs_dir)
     messages = tuned.messages_for("")[:-1]  # the run's system prompt, if it had one
     while True:
         try:
@@ -169,7 +182,7 @@ def eval_(run: str = typer.Argument(..., help="Run folder or name."),
     """Compare base and tuned on held-out rows, scoring generated answers."""
     from tailored.pipeline import evaluate
 
-    comparison = evaluate(run, data, configs["EvalConfig"], runs_dir)
+    comparison = evaluate(chosen(run, runs_dir), data, configs["EvalConfig"], runs_dir)
     if not comparison.passed:
         raise typer.Exit(1)
 
@@ -182,11 +195,15 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
           as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
           strict: bool = typer.Option(False, help="Exit 1 on warnings too, not only on errors."),
           show: int = typer.Option(0, help="Print N examples exactly as trained, the learned tokens highlighted."),
+          against: Optional[str] = typer.Option(None, help="A run (NAME for its production or latest version, or "
+                                                           "NAME/vN): report how DATA drifted from what it learned."),
+          runs_dir: str = typer.Option("runs", help="Folder that holds all runs (for --against)."),
           **configs) -> None:
     """Check a data file without training: every error at once, warnings, and a profile. Exit 1 on errors."""
     from tailored.pipeline import check as run_check
 
-    result = run_check(data, configs["DataConfig"], base, strict=strict, show=show)
+    result = run_check(data, configs["DataConfig"], base, strict=strict, show=show, against=against,
+                       runs_dir=runs_dir)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         raise typer.Exit(0 if result.passed else 1)
@@ -202,6 +219,8 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
     for text in result.shown:
         out.rule()
         out.print(text)
+    if result.drift:
+        print_drift(result.drift, out)
     colour = "green" if result.passed else "red"
     word, rest = result.verdict.split(":", 1)
     out.print(f"[{colour}]{word}[/{colour}]:{escape(rest)}")
@@ -220,7 +239,7 @@ def export(run: str = typer.Argument(..., help="Run folder or name."),
     """Export a run as a merged model folder or a GGUF file (plus an Ollama Modelfile), checked for parity."""
     from tailored.export import export as run_export
 
-    exported = run_export(run, format, out, runs_dir, gguf_type, check, max_rows)
+    exported = run_export(chosen(run, runs_dir), format, out, runs_dir, gguf_type, check, max_rows)
     typer.echo(f"wrote {exported.path}")
     if exported.parity:
         typer.echo(f"parity: {exported.parity}")
@@ -237,7 +256,127 @@ def serve(runs: Optional[list[str]] = typer.Argument(None, help="Runs to load at
     """Serve runs over an OpenAI-compatible API: one base in memory, adapters picked by the request's model."""
     from tailored.server import serve as run_server
 
-    run_server(runs or [], configs["ServerConfig"])
+    run_server([chosen(r, configs["ServerConfig"].runs_dir) for r in runs or []], configs["ServerConfig"])
+
+
+def print_drift(d: dict, out: Console) -> None:
+    out.rule(f"drift against {d['version']} ({d['chosen']})")
+    length, vocab, dup = d["length"], d["vocabulary"], d["near_duplicates"]
+    out.print(f"rows: {d['train_rows']} trained on, {d['new_rows']} new")
+    if labels := d.get("labels"):
+        out.print(f"labels never seen: {', '.join(labels['unseen']) or 'none'}"
+                  + (f" ({labels['unseen_rows']} rows)" if labels["unseen"] else ""))
+        for label, (a, b) in labels["moved"].items():
+            out.print(f"label share moved: {escape(label)} {a}% → {b}%")
+    out.print(f"input length: median {length['median_words_train']} → {length['median_words_new']} words "
+              f"(×{length['ratio']}){' [yellow]shifted[/yellow]' if length['shifted'] else ''}")
+    out.print(f"vocabulary: {vocab['unknown_words_new']}% of new words unknown to training (fresh rows of the "
+              f"training data: {vocab['unknown_words_reference']}%){' [yellow]shifted[/yellow]' if vocab['shifted'] else ''}")
+    out.print(f"near-duplicates of training inputs: {dup['share']}% ({dup['rows']} rows)")
+    if sc := d.get("score"):
+        ci = f" [{sc['new_ci'][0]:.1f}–{sc['new_ci'][1]:.1f}]" if sc.get("new_ci") else ""
+        out.print(f"its {sc['metric']} on {sc['rows']} new rows: {sc['new']:.1f}{ci} (held-out at training: "
+                  f"{sc['heldout']:.1f})")
+    colour = {"keep": "green", "retrain": "yellow"}.get(d["recommendation"], "red")
+    out.print(f"[bold {colour}]{d['recommendation']}[/bold {colour}]: {escape(d['reason'])}")
+
+
+def _ci(value, ci) -> str:
+    return "—" if value is None else f"{value:.1f}" + (f" [{ci[0]:.1f}–{ci[1]:.1f}]" if ci else "")
+
+
+@runs_app.callback(invoke_without_command=True)
+@user_errors
+def runs_(ctx: typer.Context, runs_dir: str = typer.Option("runs", help="Folder that holds all runs."),
+          name: Optional[str] = typer.Option(None, help="Only this run name's versions."),
+          as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Every version: status, base, data rows, primary metric, tags, parent."""
+    ctx.obj = runs_dir
+    if ctx.invoked_subcommand:
+        return
+    from rich.table import Table
+
+    from tailored.runs.manage import listing
+
+    rows = listing(runs_dir, name)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table("version", "status", "base", "task", "rows", "metric", "tuned", "before", "tags", "parent")
+    for r in rows:
+        h = r["headline"] or {}
+        table.add_row(f"{r['name']}/v{r['version']}", r["status"], r["base"], r["task"], str(r["data_rows"] or "—"),
+                      h.get("metric", "—"), _ci(h.get("tuned"), h.get("ci")), _ci(h.get("before"), None),
+                      ", ".join(r["tags"]), r["parent"] or "")
+    Console(highlight=False).print(table)
+
+
+@runs_app.command("show")
+@user_errors
+def runs_show(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME/vN, or NAME (production, else latest).")):
+    """Lineage, settings with their reasons, data hash, metrics with intervals, and where the report is."""
+    from tailored.runs.manage import show
+
+    typer.echo(json.dumps(show(ref, ctx.obj), indent=2, default=str))
+
+
+@runs_app.command("compare")
+@user_errors
+def runs_compare(ctx: typer.Context, a: str = typer.Argument(..., help="The older version."),
+                 b: str = typer.Argument(..., help="The newer version."),
+                 as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Settings diff, data diff (rows added, removed, edited) and metric deltas with intervals."""
+    from tailored.runs.manage import compare
+
+    c = compare(a, b, ctx.obj)
+    if as_json:
+        typer.echo(json.dumps(c, indent=2, default=str))
+        return
+    out = Console(highlight=False)
+    out.print(f"[bold]{c['a']} → {c['b']}[/bold]")
+    for key, (x, y) in c["settings"].items():
+        out.print(f"setting {key}: {x} → {y}")
+    d = c["data"]
+    out.print("data: same file" if d["same_file"] else f"data: {d['added']} rows added, {d['edited']} edited, "
+              f"{d['removed']} removed ({d['rows_before']} → {d['rows_after']} rows)")
+    if not c["same_heldout"]:
+        out.print("[yellow]note[/yellow] the two versions were evaluated on different held-out rows")
+    for metric, m in c["metrics"].items():
+        mark = " (primary)" if metric == c["primary"] else ""
+        out.print(f"{metric}{mark}: {_ci(m['a'], m['a_ci'])} → {_ci(m['b'], m['b_ci'])} ({m['delta']:+.1f})")
+
+
+@runs_app.command("promote")
+@user_errors
+def runs_promote(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME/vN to promote."),
+                 tag: str = typer.Option("production", help="The tag to point at it.")) -> None:
+    """Point a tag (production by default) at a finished version; bare names then resolve to it."""
+    from tailored.runs.manage import promote
+
+    path, previous = promote(ref, ctx.obj, tag)
+    typer.echo(f"{path.parent.name}/{path.name} is now {tag}" + (f" (was v{previous})" if previous else ""))
+
+
+@runs_app.command("rm")
+@user_errors
+def runs_rm(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME/vN to remove."),
+            force: bool = typer.Option(False, help="Remove even the production version."),
+            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Remove one version's folder (asks first; never the production version without --force)."""
+    from tailored.runs.manage import remove
+
+    if not yes and not typer.confirm(f"remove {ref} and everything in its folder?"):
+        raise typer.Exit(1)
+    typer.echo(f"removed {remove(ref, ctx.obj, force)}")
+
+
+@runs_app.command("reindex")
+@user_errors
+def runs_reindex(ctx: typer.Context) -> None:
+    """Rebuild the run index from the run folders (they are the truth)."""
+    from tailored.runs.manage import reindex
+
+    typer.echo(f"indexed {reindex(ctx.obj)} versions")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ import torch
 from tailored import atomic
 from tailored.errors import TailoredError
 from tailored.models.load import quiet_transformers
+from tailored.runs.card import write_card
 from tailored.tuned import Tuned, load
 
 GGUF_TYPES = ("f16", "q8_0")
@@ -74,6 +75,7 @@ def export_merged(tuned: Tuned, out: Path) -> Path:
     with atomic.atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tuned.tokenizer.save_pretrained(tmp)  # with the chat template used in training
+        write_card(tuned.path, tmp / "README.md")  # the run's model card travels with the weights
     return out
 
 

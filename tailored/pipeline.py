@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tailored import atomic
+from tailored import atomic, maintain
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.audit import Finding
 from tailored.data.encode import TemplateError, encode_many, stop_token_ids
@@ -28,8 +28,10 @@ from tailored.evaluation import general, report as html_report
 from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
 from tailored.evaluation.evidence import gather, print_evidence
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
-from tailored.runs import COMPLETE, read_json
+from tailored.runs import COMPLETE, index, read_json
+from tailored.runs.card import write_card
 from tailored.runs.record import saved_run, settings, start_run
+from tailored.runs.store import running
 from tailored.training import checkpoint, classifier, defaults, distributed, lora
 from tailored.training.loop import FitResult, fit, overfitting
 
@@ -43,6 +45,7 @@ class CheckReport:
     profile: dict
     strict: bool = False  # warnings fail the check too
     shown: list = field(default_factory=list)  # rich Text: rows exactly as trained, learned tokens marked
+    drift: dict | None = None  # `against` a version: how the data moved since it trained, and what to do
 
     @property
     def passed(self) -> bool:
@@ -56,7 +59,8 @@ class CheckReport:
         return line
 
     def to_dict(self) -> dict:
-        return {"errors": self.errors, "warnings": [f.to_dict() for f in self.warnings], "profile": self.profile}
+        return {"errors": self.errors, "warnings": [f.to_dict() for f in self.warnings], "profile": self.profile,
+                **({"drift": self.drift} if self.drift else {})}
 
 
 @dataclass
@@ -104,16 +108,20 @@ def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int, task: st
 
 
 def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smollm2-135m", seed: int = 0,
-          strict: bool = False, show: int = 0) -> CheckReport:
+          strict: bool = False, show: int = 0, against: str | None = None, runs_dir: str = "runs") -> CheckReport:
     """Read, validate, audit and tokenise `data` without training; nothing is raised for bad rows.
 
-    `strict` makes warnings fail the check; `show` renders that many rows exactly as trained.
+    `strict` makes warnings fail the check; `show` renders that many rows exactly as trained;
+    `against` (a run name or NAME/vN) adds the drift report against what that version learned.
     """
+    if against:  # the version decides the base the data is checked against
+        base = read_json(maintain.resolve_run_how(against, runs_dir)[0] / "config.json")["train"]["base"]
     task = _task_of(base)
     prep, (resolved, tokenizer) = prepare_data(data, data_cfg or DataConfig(), base, seed, task)
     shown = [render_masked(tokenizer, enc) for enc in prep.shown[:show]] if task == "generate" else []
+    drift = maintain.drift_report(data, against, runs_dir) if against and not prep.errors else None
     return CheckReport([str(p) for p in prep.errors], prep.findings, estimated_profile(prep, resolved, task), strict,
-                       shown)
+                       shown, drift)
 
 
 def estimated_profile(prep: Prepared, base, task: str = "generate") -> dict:
@@ -146,7 +154,12 @@ def train(
     resume_dir = None
     if run_cfg.resume:  # the run's own settings and data, not the ones on this command line
         resume_dir, data, train_cfg, data_cfg, eval_cfg = saved_run(Path(run_cfg.resume))
-        run_cfg = replace(run_cfg, name=resume_dir.parent.name, runs_dir=str(resume_dir.parent.parent))
+        run_cfg = replace(run_cfg, name=resume_dir.parent.name, runs_dir=str(resume_dir.parent.parent),
+                          parent=read_json(resume_dir / "run.json").get("parent"))
+    parent = None
+    if run_cfg.parent:
+        parent, train_cfg, note = maintain.inherit(run_cfg, train_cfg)
+        console.print(f"[bold]retrain[/bold] {note}")
     if data is None:
         raise TailoredError("no training data — pass a .jsonl, .csv or .parquet file, or --resume RUN")
 
@@ -158,7 +171,9 @@ def train(
     if ranks.main:
         distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
-    model = _load_model(train_cfg, base, prep, tokenizer)
+    if parent:
+        maintain.check_parent_compatible(parent, base.fingerprint())
+    model = _load_model(train_cfg, base, prep, tokenizer, parent and maintain.parent_weights_path(parent, train_cfg))
     if train_cfg.task == "generate" and data_cfg.guard and not run_cfg.explain:
         if not ranks.main:  # rank 0 answers the replay prompts into the cache; the others read it
             distributed.barrier(ranks)
@@ -169,15 +184,20 @@ def train(
     longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
     # the task's rows decide the schedule; the guard's replayed rows ride along without changing it
     train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded) - prep.guard_rows,
-                                                    longest, n_params, min(2048, prep.context))
+                                                    longest, n_params, min(2048, prep.context), parent is not None)
     profile = prep.profile(n_params, train_cfg.epochs)
     _print_plan(console, data, data_cfg, train_cfg, prep, profile, reasons)
     if run_cfg.explain:
         return Run(None, {"settings": {"train": asdict(train_cfg), "data": asdict(data_cfg)}, "reasons": reasons})
 
     saved = settings(train_cfg, data_cfg, eval_cfg, reasons)
-    started = start_run(run_cfg.runs_dir, run_cfg.name or Path(data).stem, data, train_cfg, base, prep, saved,
-                        resume_dir) if ranks.main else None
+    family = maintain.lineage_fields(parent, prep.train.examples) if parent and not resume_dir else {}
+    if family:
+        d = family["data_diff"]
+        console.print(f"[bold]data[/bold] against {family['parent']}: {d['added']} rows added, {d['edited']} edited, "
+                      f"{d['removed']} removed, {d['unchanged']} unchanged")
+    started = start_run(run_cfg.runs_dir, run_cfg.name or (parent.parent.name if parent else Path(data).stem), data,
+                        train_cfg, base, prep, saved, resume_dir, family) if ranks.main else None
     run_dir, resumed = distributed.from_main(started, ranks)  # one run folder for the whole job
     if resumed:
         console.print(f"[bold]resuming[/bold] {run_dir} from its last complete checkpoint")
@@ -186,8 +206,24 @@ def train(
         atomic.write_json(run_dir / "check.json", check_report)
     console.print(f"[bold]run[/bold] {run_dir}" + (f" ({ranks.world} processes)" if ranks.many else ""))
 
+    try:  # the lock marks the folder as running; a failure inside leaves FAILED; the index hears both
+        with running(run_dir) if ranks.main else nullcontext():
+            if ranks.main:
+                index.record(run_cfg.runs_dir, run_dir)
+            return _train_in(run_dir, model, tokenizer, base, prep, train_cfg, eval_cfg, run_cfg, check_report,
+                             parent, ranks, console)
+    finally:
+        if ranks.main:
+            index.record(run_cfg.runs_dir, run_dir)
+
+
+def _train_in(run_dir: Path, model, tokenizer, base, prep: Prepared, train_cfg: TrainConfig, eval_cfg: EvalConfig,
+              run_cfg: RunConfig, check_report: dict, parent: Path | None, ranks, console: Console) -> Run:
+    """Fit in the run folder, then finish it; the caller holds the folder's RUNNING lock."""
     classify = train_cfg.task == "classify"
     model = model if classify else lora.setup(model, train_cfg)
+    if parent:
+        maintain.start_weights(parent, model, train_cfg)
     batching = classifier.batching(tokenizer.pad_token_id) if classify else \
         lora.batching(tokenizer.pad_token_id, sharded=run_cfg.fsdp)
     if run_cfg.fsdp:
@@ -212,7 +248,7 @@ def train(
         console.print("kept the frozen encoder with its fitted head (step 0): fine-tuning the encoder never lowered "
                       "the validation loss below it")
     finished = _finish(run_dir, model, tokenizer, base, prep, result, train_cfg, eval_cfg, run_cfg, check_report,
-                       console)
+                       console, parent)
     distributed.stop()
     return finished
 
@@ -234,10 +270,15 @@ def _add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, tr
     prep.guard_rows = len(encoded)
 
 
-def _load_model(train_cfg: TrainConfig, base, prep: Prepared, tokenizer):
+def _load_model(train_cfg: TrainConfig, base, prep: Prepared, tokenizer, weights: Path | None = None):
+    """The model to train: the base's weights, or a parent run's (`weights`) when retraining."""
     if train_cfg.task == "classify":  # the head starts as a probe fitted on the training rows
-        return classifier.setup(materialise(base).path, prep.train.labels, train_cfg, prep.train_encoded,
-                                tokenizer.pad_token_id, Path(base.path).exists())
+        return classifier.setup(str(weights or materialise(base).path), prep.train.labels, train_cfg,
+                                prep.train_encoded, tokenizer.pad_token_id, weights is not None or Path(base.path).exists())
+    if weights:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(weights, local_files_only=True)
     return load_causal_lm(base)
 
 
@@ -274,7 +315,8 @@ def _progress(console: Console):
 
 
 def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitResult, train_cfg: TrainConfig,
-            eval_cfg: EvalConfig, run_cfg: RunConfig, check_report: dict, console: Console) -> Run:
+            eval_cfg: EvalConfig, run_cfg: RunConfig, check_report: dict, console: Console,
+            parent: Path | None = None) -> Run:
     """Save the weights, evaluate, write metrics and the report, then the COMPLETE marker last."""
     classify = train_cfg.task == "classify"
     if classify:
@@ -291,11 +333,16 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
 
     comparison = None
     rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")
+    if parent and run_cfg.evaluate:
+        rows, union = maintain.heldout_union(parent, rows, prep.train.examples, prep.train.labels)
+        console.print(f"[bold]compare[/bold] base, parent and new on {union}")
     if run_cfg.evaluate and rows:
         bf16 = choose_bf16(train_cfg.bf16, device_of(model))
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
         comparison = _compare(model, tokenizer, rows, prep.train_examples, prep.train.labels, eval_cfg, bf16,
                               classify, base_model, base)
+        if parent:
+            maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
         metrics["eval"] = {**comparison.to_dict(), "on": where}
         print_comparison(comparison, console, eval_cfg.samples, where)
         print_evidence(comparison.review, console)
@@ -304,6 +351,7 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
         # config and lineage from disk: a resumed run keeps the ones it started with
         html_report.write(target, f"{run_dir.parent.name} {run_dir.name}", metrics.get("eval"), result.history,
                           check_report, read_json(run_dir / "config.json"), read_json(run_dir / "run.json"))
+    write_card(run_dir)
     atomic.write_text(run_dir / COMPLETE, dt.datetime.now(dt.timezone.utc).isoformat() + "\n")
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # only needed to resume an unfinished run
     console.print(f"[bold green]done[/bold green] → {run_dir}   report: {run_dir / 'report.html'}   "

@@ -19,11 +19,12 @@ ALLOWED = {
     "training": {"data", "models"},
     "evaluation": {"data", "models"},
     "tuned": {"data", "models", "evaluation", "runs"},
-    "export": {"data", "models", "evaluation", "tuned"},
+    "export": {"data", "models", "evaluation", "tuned", "runs"},
     "runs": {"data"},
-    "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned"},
+    "maintain": {"data", "models", "evaluation", "runs", "tuned"},
+    "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned", "maintain"},
     "server": {"data", "models", "evaluation", "runs"},
-    "cli": {"pipeline", "tuned", "export", "server", "data", "training"},  # training.distributed: the launch
+    "cli": {"pipeline", "tuned", "export", "server", "data", "training", "runs"},  # training.distributed: the launch
     "__init__": {"pipeline", "tuned", "server"},
 }
 

@@ -35,6 +35,7 @@ class Comparison:
     base_name: str = "base"  # what "base" is: the untuned model, or a classifier's stronger simple baseline
     review: dict = field(default_factory=dict)  # slices, memorisation, forgetting, loss, gate (evidence.gather)
     baselines: dict = field(default_factory=dict)  # classifiers: every simple baseline's {metric: value}
+    parent: dict | None = None  # retraining: the parent version's {name, values, ci} on the same rows
 
     @property
     def passed(self) -> bool:

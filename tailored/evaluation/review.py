@@ -140,12 +140,12 @@ def verdict(primary: str, base: dict, tuned: dict, tuned_ci: dict, base_name: st
 
 
 def gate(primary: str, base: dict, tuned: dict, tuned_ci: dict, fail_if_worse: bool,
-         floors: dict[str, float]) -> dict:
-    """Pass/fail for CI: worse than the base beyond the interval, or under an absolute floor."""
+         floors: dict[str, float], than: str = "the base") -> dict:
+    """Pass/fail for CI: worse than `than` (the base, or a parent version) beyond the interval, or under a floor."""
     failures = []
     low_high = tuned_ci.get(primary)
     if fail_if_worse and low_high and low_high[1] < base[primary]:
-        failures.append(f"{primary} {tuned[primary]:.1f} is worse than the base's {base[primary]:.1f}, beyond the "
+        failures.append(f"{primary} {tuned[primary]:.1f} is worse than {than}'s {base[primary]:.1f}, beyond the "
                         f"95% interval [{low_high[0]:.1f}–{low_high[1]:.1f}]")
     for metric, floor in floors.items():
         if metric not in tuned or not isinstance(tuned[metric], (int, float)):
@@ -153,4 +153,5 @@ def gate(primary: str, base: dict, tuned: dict, tuned_ci: dict, fail_if_worse: b
                             f"{', '.join(k for k, v in tuned.items() if isinstance(v, (int, float)))})")
         elif tuned[metric] < floor:
             failures.append(f"{metric} {tuned[metric]:.1f} is under the floor {floor:g}")
-    return {"passed": not failures, "failures": failures, "fail_if_worse": fail_if_worse, "floors": floors}
+    return {"passed": not failures, "failures": failures, "fail_if_worse": fail_if_worse, "floors": floors,
+            "against": than}

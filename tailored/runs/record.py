@@ -18,7 +18,8 @@ from tailored.atomic import sha256_file
 from tailored.config import DataConfig, EvalConfig, TrainConfig
 from tailored.data.prepare import Prepared
 from tailored.errors import TailoredError
-from tailored.runs.store import COMPLETE, new_run_dir, read_json, unfinished_runs
+from tailored.runs.diff import keep_data_copy
+from tailored.runs.store import COMPLETE, RUNNING, new_run_dir, read_json, status, unfinished_runs
 
 
 def shared_system_prompt(prep: Prepared) -> str | None:
@@ -53,14 +54,17 @@ def lineage(run_dir: Path, data, train_cfg: TrainConfig, base, prep: Prepared) -
 
 
 def start_run(runs_dir: str, name: str, data, train_cfg: TrainConfig, base, prep: Prepared, saved: dict,
-              resume_dir: Path | None = None) -> tuple[Path, bool]:
+              resume_dir: Path | None = None, family: dict | None = None) -> tuple[Path, bool]:
     """The folder to train in: the one asked to resume, an interrupted run of the same data and settings,
-    or a new version. Returns (folder, resumed)."""
+    or a new version. Returns (folder, resumed). `family` is the parent and the data diff, when retraining.
+
+    A new folder gets a copy of its training file first, then its lineage and settings."""
     resume_dir = resume_dir or same_unfinished_run(runs_dir, name, prep.train.sha256, saved)
     if resume_dir:
         return resume_dir, True
     run_dir = new_run_dir(runs_dir, name)
-    atomic.write_json(run_dir / "run.json", lineage(run_dir, data, train_cfg, base, prep))
+    keep_data_copy(run_dir, data)
+    atomic.write_json(run_dir / "run.json", {**lineage(run_dir, data, train_cfg, base, prep), **(family or {})})
     atomic.write_json(run_dir / "config.json", saved)
     return run_dir, False
 
@@ -71,6 +75,8 @@ def saved_run(path: Path) -> tuple[Path, str, TrainConfig, DataConfig, EvalConfi
         raise TailoredError(f"{path}: not a run folder (no run.json) — pass a folder like runs/NAME/v3")
     if (path / COMPLETE).exists():
         raise TailoredError(f"{path}: this run already finished — nothing to resume")
+    if status(path) == "running":
+        raise TailoredError(f"{path}: another process is training in it right now")
     lineage_, saved = read_json(path / "run.json"), read_json(path / "config.json")
     data = lineage_["data"]["train"]["path"]
     if not Path(data).exists() or sha256_file(data) != lineage_["data"]["train"]["sha256"]:
@@ -80,8 +86,13 @@ def saved_run(path: Path) -> tuple[Path, str, TrainConfig, DataConfig, EvalConfi
 
 
 def same_unfinished_run(runs_dir: str, name: str, data_sha: str, saved: dict) -> Path | None:
-    """An interrupted run of the same data and settings: rerunning the command continues it."""
+    """An interrupted run of the same data and settings: rerunning the command continues it.
+
+    Only a folder whose trainer took the RUNNING lock and is gone qualifies: one another process is
+    training in, or has only just created, is left alone, so concurrent runs get versions of their own."""
     for path in unfinished_runs(runs_dir, name):
+        if not (path / RUNNING).exists() or status(path) != "interrupted":
+            continue
         try:
             same = (read_json(path / "run.json")["data"]["train"]["sha256"] == data_sha
                     and read_json(path / "config.json") == json.loads(json.dumps(saved)))

@@ -7,6 +7,8 @@ The rules (also in the README):
   A classifier sees about 6,000 rows, 2 to 8 passes: its head starts as the frozen-embedding probe,
   and on real intent and emotion data (BENCHMARKS.md) the encoder kept improving on held-out rows
   for ~6 passes over 1,000 rows, while one pass over 9,000 was not enough.
+  Retraining from a parent version (--from) aims at a quarter of that, at least one pass: the
+  weights already hold the old rows, and the new or edited ones need a few passes, not a new start.
 - learning rate: 1e-3 for LoRA on bases under 1B parameters, 2e-4 above. Small models with rank-16
   adapters learn slowly at the usual 2e-4 within the few hundred steps a small data set gives.
   Full fine-tuning moves every weight, so it takes 5e-5; an encoder classifier takes 6e-5 (every
@@ -28,13 +30,17 @@ from tailored.config import DataConfig, TrainConfig
 
 # (examples to show the model, fewest passes, most passes), per task
 EXAMPLES_SEEN = {"generate": (1000, 1, 10), "classify": (6000, 2, 8)}
+RETRAIN_SHARE = 4  # a retrain from a parent aims at 1/4 of a fresh run's examples seen
 
 
-def choose_epochs(n_train: int, task: str = "generate") -> tuple[int, str]:
+def choose_epochs(n_train: int, task: str = "generate", retrain: bool = False) -> tuple[int, str]:
     target, low, high = EXAMPLES_SEEN[task]
+    if retrain:
+        target, low = target // RETRAIN_SHARE, 1
     epochs = min(high, max(low, math.ceil(target / max(n_train, 1))))
     return epochs, (f"{n_train} training examples: {epochs} epoch(s) shows the model ~{epochs * n_train} examples "
-                    f"(aim ~{target}, {low}–{high} epochs); early stopping keeps the best point")
+                    f"(aim ~{target}{', a quarter of a fresh run: it continues from its parent' if retrain else ''}, "
+                    f"{low}–{high} epochs); early stopping keeps the best point")
 
 
 def choose_batch_size(n_train: int, task: str = "generate") -> tuple[int, str]:
@@ -57,11 +63,11 @@ def choose_learning_rate(n_params: int, method: str = "lora", task: str = "gener
 
 
 def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_params: int,
-            context: int) -> tuple[TrainConfig, DataConfig, dict[str, str]]:
+            context: int, retrain: bool = False) -> tuple[TrainConfig, DataConfig, dict[str, str]]:
     """Fill every None in the configs and say why each value was picked (user-set values say so)."""
     reasons: dict[str, str] = {}
     if train.epochs is None:
-        epochs, reasons["epochs"] = choose_epochs(n_train, train.task)
+        epochs, reasons["epochs"] = choose_epochs(n_train, train.task, retrain)
         train = replace(train, epochs=epochs)
     else:
         reasons["epochs"] = "set by you"
