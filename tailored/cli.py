@@ -275,8 +275,9 @@ def print_drift(d: dict, out: Console) -> None:
     out.print(f"near-duplicates of training inputs: {dup['share']}% ({dup['rows']} rows)")
     if sc := d.get("score"):
         ci = f" [{sc['new_ci'][0]:.1f}–{sc['new_ci'][1]:.1f}]" if sc.get("new_ci") else ""
-        out.print(f"its {sc['metric']} on {sc['rows']} new rows: {sc['new']:.1f}{ci} (held-out at training: "
-                  f"{sc['heldout']:.1f})")
+        then = f"held-out at training: {_ci(sc['heldout'], sc['heldout_ci'])}" if sc["heldout"] is not None else \
+            "the version was not evaluated when trained"
+        out.print(f"its {sc['metric']} on {sc['rows']} new rows: {sc['new']:.1f}{ci} ({then})")
     colour = {"keep": "green", "retrain": "yellow"}.get(d["recommendation"], "red")
     out.print(f"[bold {colour}]{d['recommendation']}[/bold {colour}]: {escape(d['reason'])}")
 

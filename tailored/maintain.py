@@ -9,6 +9,7 @@ union of both versions' held-out rows, where the gate's "worse" means worse than
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tailored.data.drift import drift, recommend
 from tailored.errors import TailoredError
 from tailored.evaluation import review
 from tailored.evaluation.compare import Comparison, answer_budget, score
+from tailored.evaluation.metrics import PRIMARY, task_kind
 from tailored.runs.diff import data_diff, row_key, training_examples
 from tailored.runs.store import read_json, resolve_run_how
 
@@ -114,19 +116,21 @@ def drift_report(data: str | Path, against: str, runs_dir: str | Path = "runs", 
     report["version"], report["chosen"] = parent_ref(version), how
     evaluation = (read_json(version / "metrics.json") if (version / "metrics.json").exists() else {}).get("eval")
     score_drop = None
-    if evaluation:
-        model, rows = Tuned(version), new[:max_rows]
+    rows = [ex for ex in load_dataset(data, labels=labels, skip_invalid=True).examples if ex.label in labels] \
+        if labels else [ex for ex in new if ex.target]  # the rows that carry an answer the version could give
+    rows = random.Random(0).sample(rows, min(max_rows, len(rows)))  # files are often sorted by label or date
+    if rows:
+        model = Tuned(version)
         if labels:
-            rows = [ex for ex in load_dataset(data, labels=labels, skip_invalid=True).examples
-                    if ex.label in labels][:max_rows]
             preds = model.generate([ex.text for ex in rows]) if model.kind == "classify" else \
                 model.generate([ex.prompt for ex in rows])
         else:
             preds = model.generate([ex.prompt for ex in rows],
                                    answer_budget(model.tokenizer, [ex.target for ex in rows], EvalConfig()))
-        p = evaluation["primary"]
         values, intervals = score(preds, [ex.target for ex in rows], labels)
-        before, before_ci = evaluation["tuned"][p], (evaluation.get("tuned_ci") or {}).get(p)
+        p = evaluation["primary"] if evaluation else PRIMARY[task_kind([ex.target for ex in rows], labels)]
+        before = evaluation["tuned"][p] if evaluation else None  # a version trained without evaluation has none
+        before_ci = (evaluation.get("tuned_ci") or {}).get(p) if evaluation else None
         report["score"] = {"metric": p, "new": values[p], "new_ci": intervals.get(p), "rows": len(rows),
                            "heldout": before, "heldout_ci": before_ci}
         if intervals.get(p) and before_ci and intervals[p][1] < before_ci[0]:

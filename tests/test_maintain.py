@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -108,6 +110,7 @@ def test_retrain_from_a_parent_diffs_the_data_and_compares_three_ways(tiny_base,
     old = yes_rows(40)
     write_jsonl(tmp_path / "t.heldout.jsonl", yes_rows(6, start=500))
     parent = fit(tiny_base, write_jsonl(tmp_path / "t.jsonl", old), runs)
+    assert parent.path == runs / "t" / "v1"
     # 3 removed, 5 edited (same question, new answer), 10 added
     new = [dict(r, completion="yes.") if 3 <= i < 8 else r for i, r in enumerate(old)][3:] + yes_rows(10, start=1000)
     (tmp_path / "v2").mkdir()
@@ -179,3 +182,31 @@ def test_drift_finds_new_labels_shifted_shares_and_longer_inputs():
     assert longer["near_duplicates"]["share"] == 0.0
     assert recommend(longer)[0] == "retrain" and "as long" in recommend(longer)[1]
     assert drift(train, train[:10], True)["near_duplicates"]["share"] == 100.0
+
+
+@pytest.mark.integration
+def test_the_readme_maintenance_cycle_runs_as_written(tmp_path):
+    """The exact commands of the README's maintain cycle, on the bundled MiniLM and example emails."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- maintain-cycle -->\n```\n", 1)[1].split("```", 1)[0]
+    commands = [shlex.split(line) for line in block.strip().splitlines()]
+    assert [c[:2] for c in commands][:4] == [["tailor", "train"], ["tailor", "runs"], ["tailor", "check"],
+                                             ["tailor", "train"]]
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    outputs = []
+    for command in commands:
+        done = subprocess.run([sys.executable, "-m", "tailored.cli", *command[1:]], cwd=tmp_path, text=True,
+                              capture_output=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+        outputs.append(done.stdout)
+    drift_out, retrain_out, compare_out, listed = outputs[2], outputs[3], outputs[4], outputs[6]
+    assert "drift against routing/v1 (its production version)" in drift_out
+    assert "labels never seen: none" in drift_out
+    assert "data against routing/v1: 40 rows added, 0 edited, 0 removed" in retrain_out
+    assert "parent routing/v1: accuracy" in retrain_out
+    assert "data: 40 rows added, 0 edited, 0 removed" in compare_out
+    rows = listing(tmp_path / "runs")
+    assert [(r["version"], r["status"], r["tags"], r["parent"]) for r in rows] == [
+        (1, "finished", [], None), (2, "finished", ["production"], "routing/v1")]
+    assert "routing/v2" in listed and "production" in listed
+    assert resolve_run_how("routing", tmp_path / "runs")[0] == tmp_path / "runs" / "routing" / "v2"

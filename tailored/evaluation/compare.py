@@ -177,12 +177,16 @@ def print_comparison(c: Comparison, console: Console, samples: int = 3, title: s
         delta = c.tuned[name] - base_value
         change = f"[green]{delta:+.1f}[/green]" if delta > 0 else f"[red]{delta:+.1f}[/red]" if delta < 0 else "0.0"
         label = f"{name} (primary)" if name == c.primary else name
-        table.add_row(label, _with_ci(base_value, c.base_ci.get(name)), _with_ci(c.tuned[name], c.tuned_ci.get(name)),
+        table.add_row(label, with_ci(base_value, c.base_ci.get(name)), with_ci(c.tuned[name], c.tuned_ci.get(name)),
                       change)
     console.print(table)
     for name, b in c.baselines.items():
-        console.print(f"baseline {name}: accuracy {_with_ci(b['accuracy'], b['ci'])}"
+        console.print(f"baseline {name}: accuracy {with_ci(b['accuracy'], b['ci'])}"
                       + (" (the bar above)" if name == c.base_name else ""))
+    if c.parent:  # retraining: the version it started from, on the same rows
+        p, before = c.primary, c.parent["values"][c.primary]
+        console.print(f"parent {c.parent['name']}: {p} {with_ci(before, c.parent['ci'].get(p))} → tuned "
+                      f"{with_ci(c.tuned[p], c.tuned_ci.get(p))} ({c.tuned[p] - before:+.1f})")
     if c.task == "json":
         worst = ", ".join(f"{k} {v:.0f}%" for k, v in list(c.tuned["field_accuracy"].items())[:3])
         console.print(f"fields most often wrong (tuned, share correct): {worst}")
@@ -193,7 +197,7 @@ def print_comparison(c: Comparison, console: Console, samples: int = 3, title: s
         console.print(f"  [green]tuned   [/green] {_short(row['tuned'])}")
 
 
-def _with_ci(value: float, interval) -> str:
+def with_ci(value: float, interval) -> str:
     return f"{value:.1f} [{interval[0]:.1f}–{interval[1]:.1f}]" if interval else f"{value:.1f}"
 
 

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from tailored import atomic
+from tailored.evaluation.compare import with_ci
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -202,6 +203,12 @@ def render(title: str, comparison: dict | None, history: list[dict], check: dict
                              f'{_cell(c["base"][name], c["base_ci"].get(name))}{_cell(value, c["tuned_ci"].get(name))}'
                              f'<td class="num {"good" if delta > 0 else "bad" if delta < 0 else ""}">{delta:+.1f}</td></tr>')
         parts.append("</table>")
+        if parent := c.get("parent"):  # retraining: the version it started from, on the same rows
+            before = parent["values"][primary]
+            parts.append(f'<p id="parent">Parent {h(parent["name"])} on the same rows: {h(primary)} '
+                         f'{with_ci(before, parent["ci"].get(primary))} → tuned '
+                         f'{with_ci(c["tuned"][primary], c["tuned_ci"].get(primary))} '
+                         f'({c["tuned"][primary] - before:+.1f}).</p>')
         review = c.get("review", {})
         if loss := review.get("loss"):
             parts.append(f'<p>Held-out loss (teacher forcing): base {loss["base_loss"]:.3f} (perplexity '
@@ -225,7 +232,9 @@ def render(title: str, comparison: dict | None, history: list[dict], check: dict
             parts.append(f'<table class="sample card"><tr><td class="label">prompt<br>line {row["line"]}</td>'
                          f'<td>{h(row["prompt"])}</td></tr><tr><td class="label">expected</td><td>{h(row["expected"])}</td></tr>'
                          f'<tr><td class="label">base</td><td>{_marked(row["base"], row["expected"])}</td></tr>'
-                         f'<tr><td class="label">tuned</td><td>{_marked(row["tuned"], row["expected"])}</td></tr></table>')
+                         + (f'<tr><td class="label">parent</td><td>{_marked(row["parent"], row["expected"])}</td></tr>'
+                            if "parent" in row else "")
+                         + f'<tr><td class="label">tuned</td><td>{_marked(row["tuned"], row["expected"])}</td></tr></table>')
     elif history:
         parts.append('<div class="grid"><div>' + loss_plot(history) + "</div></div>")
     if check:

@@ -87,7 +87,9 @@ def compare_versions(a: Path, b: Path) -> dict:
     metrics = {}
     ea, eb = (read_json(p / "metrics.json").get("eval") if (p / "metrics.json").exists() else None for p in (a, b))
     if ea and eb:
-        for metric in sorted(set(ea["tuned"]) & set(eb["tuned"])):
+        numeric = [m for m in sorted(set(ea["tuned"]) & set(eb["tuned"]))
+                   if isinstance(ea["tuned"][m], (int, float)) and isinstance(eb["tuned"][m], (int, float))]
+        for metric in numeric:  # confusion matrices and per-field tables are for the report
             metrics[metric] = {"a": ea["tuned"][metric], "a_ci": (ea.get("tuned_ci") or {}).get(metric),
                                "b": eb["tuned"][metric], "b_ci": (eb.get("tuned_ci") or {}).get(metric),
                                "delta": eb["tuned"][metric] - ea["tuned"][metric]}
