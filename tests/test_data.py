@@ -131,3 +131,46 @@ def test_split_stratifies_labels(tmp_path):
     ds = load_dataset(write_jsonl(tmp_path / "d.jsonl", rows))
     _, valid = split_train_valid(ds.examples, 0.1, seed=0)
     assert sorted(e.label for e in valid) == ["common"] * 9 + ["rare"]
+
+
+def test_openai_weights_names_and_unknown_keys(tmp_path):
+    from tailored.data import load_dataset
+    from tailored.data.audit import unknown_keys
+
+    user, reply = {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}
+    rows = [{"messages": [dict(user, name="ana"), dict(reply, weight=0), user, dict(reply, content="b", weight=1)]},
+            {"messages": [user, dict(reply, content="good"), user, dict(reply, content="later", weight=0)]},
+            {"messages": [user, dict(reply, tool_hint="x", mood=1)]}]
+    data = load_dataset(write_jsonl(tmp_path / "w.jsonl", rows))
+    first, second, third = data.examples
+    assert first.messages[0]["name"] == "ana" and first.messages[1]["weight"] == 0
+    assert "weight" not in first.messages[3]  # weight 1 is the default, not stored
+    assert first.target == "b" and len(first.prompt) == 3
+    # a trailing weight-0 reply is context: the target is the last trained reply
+    assert second.target == "good" and second.prompt == [user]
+    assert third.unknown_keys == ["messages[1].tool_hint", "messages[1].mood"]
+    found = [str(f) for f in unknown_keys(data.examples)]
+    assert found == ["unknown-key: messages carry 'mood', which tailored does not use (known: role, content, name, "
+                     "weight); it is left out of training (lines 3)",
+                     "unknown-key: messages carry 'tool_hint', which tailored does not use (known: role, content, "
+                     "name, weight); it is left out of training (lines 3)"]
+
+
+def test_bad_weights_are_errors_at_their_line(tmp_path):
+    user, reply = {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}
+    rows = [{"messages": [user, dict(reply, weight=2)]},
+            {"messages": [dict(user, weight=1), reply]},
+            {"messages": [user, dict(reply, weight=0)]},
+            {"messages": [user, dict(reply, weight=True)]},
+            {"messages": [dict(user, name=""), reply]}]
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    found = problems_of(path)
+    assert found == [
+        f"{path}:1: messages[1].weight: expected 0 or 1, got 2 — 1 trains on this reply, 0 keeps it as context only",
+        f"{path}:2: messages[0].weight: weight is only for assistant turns (this one is 'user') — remove 'weight' "
+        "here; every non-assistant turn is context",
+        f"{path}:3: messages: every assistant turn has weight 0, so there is nothing to learn — set \"weight\": 1 on "
+        "the reply to learn (or leave 'weight' out)",
+        f"{path}:4: messages[1].weight: expected 0 or 1, got True — 1 trains on this reply, 0 keeps it as context only",
+        f"{path}:5: messages[0].name: expected a non-empty string, got empty text — name the speaker, e.g. "
+        "\"agent_7\", or leave 'name' out"]

@@ -54,3 +54,18 @@ def test_template_that_rewrites_history_is_rejected():
     tok = build_tokenizer(last_only)
     with pytest.raises(TemplateError):
         encode(tok, [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "yes"}])
+
+
+def test_a_weight_zero_reply_is_context_with_an_all_masked_span():
+    tok = build_tokenizer()
+    msgs = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "wrong answer", "weight": 0},
+            {"role": "user", "content": "try again"}, {"role": "assistant", "content": "no"}]
+    enc = encode(tok, msgs)
+    assert labelled_text(tok, enc) == "no<|im_end|>"
+    # the weight-0 reply is in the input, every one of its tokens masked
+    text = tok.apply_chat_template(msgs, tokenize=False)
+    start = text.index("wrong answer")
+    spans = tok(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    inside = [i for i, (a, b) in enumerate(spans) if a >= start and b <= start + len("wrong answer<|im_end|>")]
+    assert inside and all(enc.labels[i] == IGNORE for i in inside)
+    assert tok.decode([enc.input_ids[i] for i in inside]).startswith("wrong answer")

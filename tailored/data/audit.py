@@ -136,10 +136,20 @@ def personal_data(examples: list[Example]) -> list[Finding]:
                                       "must produce them", lines) for what, lines in hits.items()]
 
 
+def unknown_keys(examples: list[Example]) -> list[Finding]:
+    """Turn keys we neither train on nor check: said once, with the lines, so nothing is ignored silently."""
+    lines: dict[str, list[int]] = {}
+    for ex in examples:
+        for where in ex.unknown_keys:
+            lines.setdefault(where.rsplit(".", 1)[1], []).append(ex.line)
+    return [_finding("unknown-key", f"messages carry '{key}', which tailored does not use (known: role, content, "
+                     "name, weight); it is left out of training", found) for key, found in sorted(lines.items())]
+
+
 def audit(rows: list[Example], labels: list[str] | None, train: list[Example], valid: list[Example],
           heldout: list[Example] | None = None) -> list[Finding]:
     """Repeats, size and personal data over the whole file; leakage between the sides of the split."""
-    findings = repeats(rows) + size_and_balance(rows, labels) + personal_data(rows)
+    findings = repeats(rows) + size_and_balance(rows, labels) + personal_data(rows) + unknown_keys(rows)
     findings += leakage(train, valid, "validation")
     if heldout:
         findings += leakage(rows, heldout, "held-out")

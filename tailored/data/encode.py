@@ -50,7 +50,7 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
     full = render(tokenizer, messages)
     spans = []
     for i, turn in enumerate(messages):
-        if turn["role"] != "assistant":
+        if turn["role"] != "assistant" or turn.get("weight", 1) == 0:  # weight 0: context, never learned
             continue
         before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
         # the last turn's prefix is the whole conversation: one render fewer on the common single-turn row

@@ -2,6 +2,12 @@
 
 Accepted, by keys: OpenAI-style `messages`, `prompt`+`completion`, `input`+`output`, `text`+`label`.
 Extra keys are kept on the example (for per-slice review later) and otherwise ignored.
+
+In `messages`, an assistant turn may carry OpenAI's `weight`: 1 (the default) trains on it, 0 makes
+it context only: never trained on, never the evaluation target (the target is the last weight-1
+reply). A weight-0 turn keeps `"weight": 0` in its dict, which chat templates ignore and the
+encoder reads. `name` is kept on the turn; any other key is kept out of training and reported as a
+warning (`unknown_keys`), never dropped in silence.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "text_label": ("text", "label"),
 }
 ROLES = ("system", "user", "assistant")
+TURN_KEYS = ("role", "content", "name", "weight")
 ACCEPTED = "messages | prompt+completion | input+output | text+label"
 
 
@@ -31,14 +38,20 @@ class Example:
     line: int
     label: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    unknown_keys: list[str] = field(default_factory=list)  # turn keys we do not use, for the audit to report
+
+    @property
+    def _target_index(self) -> int:
+        """The last assistant reply that is trained on (weight 1): what evaluation asks for."""
+        return max(i for i, t in enumerate(self.messages) if t["role"] == "assistant" and t.get("weight", 1))
 
     @property
     def prompt(self) -> list[dict[str, str]]:
-        return self.messages[:-1]
+        return self.messages[: self._target_index]
 
     @property
     def target(self) -> str:
-        return self.messages[-1]["content"]
+        return self.messages[self._target_index]["content"]
 
     @property
     def text(self) -> str:
@@ -73,8 +86,9 @@ def normalise_row(row: Row, source: str, fmt: str, problems: list[Problem]) -> E
     def bad(field_name: str, reason: str, fix: str = "") -> None:
         problems.append(Problem(source, line, field_name, reason, fix))
 
+    unknown: list[str] = []
     if fmt == "messages":
-        messages = _check_messages(value["messages"], bad)
+        messages = _check_messages(value["messages"], bad, unknown)
         extra_keys = set(value) - {"messages"}
         label = None
     elif fmt == "text_label":
@@ -102,10 +116,10 @@ def normalise_row(row: Row, source: str, fmt: str, problems: list[Problem]) -> E
     if len(problems) > before or messages is None:
         return None
     extra = {k: value[k] for k in sorted(extra_keys)}
-    return Example(messages=messages, source=source, line=line, label=label, extra=extra)
+    return Example(messages=messages, source=source, line=line, label=label, extra=extra, unknown_keys=unknown)
 
 
-def _check_messages(messages: Any, bad) -> list[dict[str, str]] | None:
+def _check_messages(messages: Any, bad, unknown: list[str]) -> list[dict[str, str]] | None:
     if not isinstance(messages, list):
         bad("messages", f"expected a list of turns, got {_describe(messages)}",
             'use [{"role": "user", "content": "…"}, {"role": "assistant", "content": "…"}]')
@@ -127,6 +141,26 @@ def _check_messages(messages: Any, bad) -> list[dict[str, str]] | None:
         if "role" not in turn or "content" not in turn:
             continue
         role, content = turn["role"], turn["content"]
+        unknown.extend(f"{where}.{key}" for key in turn if key not in TURN_KEYS)
+        kept = {"role": role, "content": content}
+        if "name" in turn:
+            if not isinstance(turn["name"], str) or not turn["name"].strip():
+                bad(f"{where}.name", f"expected a non-empty string, got {_describe(turn['name'])}",
+                    "name the speaker, e.g. \"agent_7\", or leave 'name' out")
+                ok = False
+            kept["name"] = turn["name"]
+        if "weight" in turn:
+            weight = turn["weight"]
+            if role != "assistant":
+                bad(f"{where}.weight", f"weight is only for assistant turns (this one is {role!r})",
+                    "remove 'weight' here; every non-assistant turn is context")
+                ok = False
+            elif isinstance(weight, bool) or weight not in (0, 1):
+                bad(f"{where}.weight", f"expected 0 or 1, got {weight!r}",
+                    "1 trains on this reply, 0 keeps it as context only")
+                ok = False
+            elif weight == 0:
+                kept["weight"] = 0
         if role not in ROLES:
             hint = difflib.get_close_matches(str(role), ROLES, n=1)
             bad(f"{where}.role", f"unknown role {role!r}", f"did you mean '{hint[0]}'?" if hint else f"use one of {ROLES}")
@@ -134,18 +168,23 @@ def _check_messages(messages: Any, bad) -> list[dict[str, str]] | None:
         if not isinstance(content, str):
             bad(f"{where}.content", f"expected a string, got {_describe(content)}", "put the turn's text in 'content'")
             ok = False
-        clean.append({"role": role, "content": content})
+        clean.append(kept)
     if not ok:
         return None
     if not any(t["role"] == "assistant" for t in clean):
         bad("messages", "no assistant turn", "add the reply the model should learn as an assistant turn")
         return None
+    if not any(t["role"] == "assistant" and t.get("weight", 1) for t in clean):
+        bad("messages", "every assistant turn has weight 0, so there is nothing to learn",
+            "set \"weight\": 1 on the reply to learn (or leave 'weight' out)")
+        return None
     if clean[-1]["role"] != "assistant":
         bad("messages", f"the last turn is from '{clean[-1]['role']}'",
             "end each conversation with the assistant reply to learn")
         return None
-    if not clean[-1]["content"].strip():
-        bad(f"messages[{len(clean) - 1}].content", "the final assistant reply is empty", "write the reply to learn")
+    trained = max(i for i, t in enumerate(clean) if t["role"] == "assistant" and t.get("weight", 1))
+    if not clean[trained]["content"].strip():
+        bad(f"messages[{trained}].content", "the last trained assistant reply is empty", "write the reply to learn")
         return None
     return clean
 
