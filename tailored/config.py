@@ -120,6 +120,9 @@ class TrainConfig:
     epochs: int | None = _help("Passes over the training data. Default: chosen from the data size.", default=None)
     learning_rate: float | None = _help("Peak learning rate. Default: chosen from the method and base size.",
                                         default=None)
+    learning_rate_multiplier: float | None = _help(
+        "OpenAI's name: a factor on the learning rate tailored would choose (so 2 doubles the default). Set "
+        "this or --learning-rate, not both.", default=None)
     lora_rank: int = _help("LoRA rank on every linear layer.", default=16)
     lora_alpha: int | None = _help("LoRA scaling numerator. Default: twice the rank.", default=None)
     lora_dropout: float = _help("Dropout on the LoRA input; 0 keeps runs deterministic and fast.", default=0.0)
@@ -151,6 +154,13 @@ class TrainConfig:
             problems.append(f"epochs={self.epochs} must be at least 1")
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             problems.append(f"learning_rate={self.learning_rate} must be between 0 and 1 (e.g. 2e-4)")
+        if self.learning_rate_multiplier is not None:
+            if not 0 < self.learning_rate_multiplier <= 100:
+                problems.append(f"learning_rate_multiplier={self.learning_rate_multiplier} must be above 0 (e.g. 0.5 "
+                                "or 2)")
+            if self.learning_rate is not None:
+                problems.append("learning_rate and learning_rate_multiplier are both set; the multiplier scales the "
+                                "automatic rate, so set one")
         if self.lora_rank < 1:
             problems.append(f"lora_rank={self.lora_rank} must be at least 1")
         if not 0 <= self.lora_dropout < 1:
@@ -299,6 +309,25 @@ def template_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
+OPENAI_NAMES = {"n_epochs": "epochs", "batch_size": "batch_size", "learning_rate_multiplier": "learning_rate_multiplier"}
+
+
+def openai_names(given: dict, path: str, problems: list[str]) -> dict:
+    """OpenAI's fine-tuning hyperparameters as ours: `"auto"` means tailored chooses (None)."""
+    out = {}
+    for key, value in given.items():
+        ours = OPENAI_NAMES.get(key, key)
+        if value in ("auto", None) and key in OPENAI_NAMES:
+            value = None
+        elif key in OPENAI_NAMES and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            problems.append(f"{path}: {key}: expected a number or \"auto\", got {value!r}")
+            continue
+        if ours in out and out[ours] != value:
+            problems.append(f"{path}: {key}: also set as {ours}; keep one")
+        out[ours] = int(value) if ours in ("epochs", "batch_size") and value is not None else value
+    return out
+
+
 def from_yaml(path: str, flags: dict | None = None) -> dict:
     """Configs built from a YAML settings file, with `flags` (set on the command line) winning.
 
@@ -313,14 +342,21 @@ def from_yaml(path: str, flags: dict | None = None) -> dict:
             loaded = yaml.safe_load(f) or {}
     except (OSError, yaml.YAMLError) as e:
         raise TailoredError(f"{path}: cannot read settings ({e})") from None
-    if not isinstance(loaded, dict) or not set(loaded) <= set(SECTIONS):
-        raise TailoredError(f"{path}: top-level keys must be among {', '.join(SECTIONS)} — see `tailor config`")
+    if not isinstance(loaded, dict) or not set(loaded) <= set(SECTIONS) | {"hyperparameters"}:
+        raise TailoredError(f"{path}: top-level keys must be among {', '.join(SECTIONS)} (or OpenAI's "
+                            "hyperparameters) — see `tailor config`")
     values, problems = {}, []
+    openai = loaded.pop("hyperparameters", None) or {}
+    if not isinstance(openai, dict):
+        raise TailoredError(f"{path}: hyperparameters: expected a mapping (n_epochs, batch_size, "
+                            "learning_rate_multiplier)")
     for section, cls in SECTIONS.items():
         names = [f.name for f in fields(cls)]
         given = loaded.get(section) or {}
         if not isinstance(given, dict):
             raise TailoredError(f"{path}: {section}: expected a mapping of settings")
+        if section == "train":  # OpenAI's names, in their own section or among ours
+            given = openai_names({**openai, **given}, path, problems)
         for key in given:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)

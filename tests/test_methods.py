@@ -134,6 +134,27 @@ def test_yaml_template_round_trips_and_flags_win(tmp_path):
         from_yaml(str(path))
 
 
+def test_openai_hyperparameter_names_map_to_ours(tmp_path):
+    from tailored.training.defaults import resolve
+
+    path = tmp_path / "s.yaml"
+    path.write_text("hyperparameters:\n  n_epochs: 3\n  batch_size: auto\n  learning_rate_multiplier: 2\n",
+                    encoding="utf-8")
+    train = from_yaml(str(path))["TrainConfig"]
+    assert (train.epochs, train.batch_size, train.learning_rate_multiplier) == (3, None, 2)
+    resolved, _, reasons = resolve(train, DataConfig(), 400, 100, 135_000_000, 2048)
+    assert resolved.learning_rate == pytest.approx(2e-3) and resolved.learning_rate_multiplier is None
+    assert reasons["learning_rate"].startswith("2 × 0.001 (your multiplier")
+    TrainConfig(**{**vars(resolved)})  # what a resumed run rebuilds from config.json is valid
+    path.write_text("train:\n  n_epochs: auto\n  learning_rate_multiplier: 0.5\n", encoding="utf-8")
+    assert from_yaml(str(path))["TrainConfig"].epochs is None
+    path.write_text("hyperparameters:\n  n_epochs: many\n", encoding="utf-8")
+    with pytest.raises(TailoredError, match='n_epochs: expected a number or "auto"'):
+        from_yaml(str(path))
+    with pytest.raises(TailoredError, match="set one"):
+        TrainConfig(learning_rate=1e-3, learning_rate_multiplier=2)
+
+
 def test_classifier_gets_micro_batches_and_step_0_validation_from_the_one_loop(tiny_encoder):
     from transformers import AutoTokenizer
 

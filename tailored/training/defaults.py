@@ -73,7 +73,11 @@ def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_
         reasons["epochs"] = "set by you"
     if train.learning_rate is None:
         lr, reasons["learning_rate"] = choose_learning_rate(n_params, train.method, train.task)
-        train = replace(train, learning_rate=lr)
+        if train.learning_rate_multiplier not in (None, 1):
+            reasons["learning_rate"] = f"{train.learning_rate_multiplier:g} × {lr:g} (your multiplier × {reasons['learning_rate']})"
+            lr *= train.learning_rate_multiplier
+        # the multiplier is spent: the saved settings hold the rate itself (and the reason says how it came)
+        train = replace(train, learning_rate=lr, learning_rate_multiplier=None)
     else:
         reasons["learning_rate"] = "set by you"
     if train.task == "generate" and train.method == "lora":
