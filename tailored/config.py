@@ -112,8 +112,11 @@ class DataConfig:
 class TrainConfig:
     task: Literal["generate", "classify"] = _help("'generate' (a chat model that writes answers) or 'classify' (an encoder with a "
                       "classification head, for text/label data).", default="generate")
-    method: Literal["lora", "full"] = _help("'lora' (small adapters on a frozen base) or 'full' (every weight; small bases only). "
-                        "Classifiers always train every weight.", default="lora")
+    method: Literal["lora", "full", "dpo"] = _help(
+        "'lora' (small adapters on a frozen base), 'full' (every weight; small bases only) or 'dpo' (LoRA "
+        "preference tuning on prompt/chosen/rejected rows). Classifiers always train every weight.", default="lora")
+    beta: float = _help("DPO only: how far the tuned model may move from the base (the reference); smaller "
+                        "lets it move further.", default=0.1)
     base: str | None = _help("Base model: smollm2-135m, gemma3-270m, minilm-l6 (classify), a local folder, a "
                              ".gguf file or a hub id. Default: smollm2-135m, or minilm-l6 for --task classify.",
                              default=None)
@@ -146,8 +149,10 @@ class TrainConfig:
         problems = []
         if self.task not in ("generate", "classify"):
             problems.append(f"task={self.task!r}; use 'generate' or 'classify'")
-        if self.method not in ("lora", "full"):
-            problems.append(f"method={self.method!r}; use 'lora' or 'full'")
+        if self.method not in ("lora", "full", "dpo"):
+            problems.append(f"method={self.method!r}; use 'lora', 'full' or 'dpo'")
+        if not 0 < self.beta <= 10:
+            problems.append(f"beta={self.beta} must be above 0 (e.g. 0.1)")
         if self.base is None:
             self.base = "minilm-l6" if self.task == "classify" else "smollm2-135m"
         if self.epochs is not None and self.epochs < 1:

@@ -37,6 +37,8 @@ def inherit(run_cfg: RunConfig, train_cfg: TrainConfig) -> tuple[Path, TrainConf
     parent, how = resolve_run_how(run_cfg.parent, run_cfg.runs_dir)
     saved = read_json(parent / "config.json")["train"]
     kept = {k: saved[k] for k in ("task", "method", "base", "lora_rank", "lora_alpha")}
+    if train_cfg.method == "dpo" and saved["method"] in ("lora", "dpo"):
+        kept["method"] = "dpo"  # preference tuning continues a supervised adapter: the usual order
     changed = [f"{k} {getattr(train_cfg, k)} → {v}" for k, v in kept.items() if getattr(train_cfg, k) != v]
     note = (f"from {parent_ref(parent)} ({how}): continuing its weights"
             + (f"; taken from it: {', '.join(changed)}" if changed else ""))
@@ -53,7 +55,7 @@ def start_weights(parent: Path, model, train_cfg: TrainConfig) -> None:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    if train_cfg.task == "generate" and train_cfg.method == "lora":
+    if train_cfg.task == "generate" and train_cfg.method in ("lora", "dpo"):
         set_peft_model_state_dict(model, load_file(str(parent / "adapter" / "adapter_model.safetensors")))
 
 

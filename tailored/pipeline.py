@@ -21,10 +21,11 @@ from tailored import atomic, maintain
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.audit import Finding
 from tailored.data.encode import TemplateError, encode_many, stop_token_ids
+from tailored.data.formats import PREFERENCE
 from tailored.data.prepare import Prepared, encode_chat_all, encode_labelled_all, load_splits, render_masked
 from tailored.device import choose_bf16, device_of
 from tailored.errors import TailoredError
-from tailored.evaluation import general, report as html_report
+from tailored.evaluation import general, preference, report as html_report
 from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
 from tailored.evaluation.evidence import gather, print_evidence
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
@@ -32,7 +33,7 @@ from tailored.runs import COMPLETE, index, read_json
 from tailored.runs.card import write_card
 from tailored.runs.record import saved_run, settings, start_run
 from tailored.runs.store import running
-from tailored.training import checkpoint, classifier, defaults, distributed, lora
+from tailored.training import checkpoint, classifier, defaults, distributed, dpo, lora
 from tailored.training.loop import FitResult, fit, overfitting
 
 
@@ -171,10 +172,12 @@ def train(
     if ranks.main:
         distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
+    _check_method(train_cfg, prep, data_cfg)
     if parent:
         maintain.check_parent_compatible(parent, base.fingerprint())
     model = _load_model(train_cfg, base, prep, tokenizer, parent and maintain.parent_weights_path(parent, train_cfg))
-    if train_cfg.task == "generate" and data_cfg.guard and not run_cfg.explain:
+    # DPO needs no replay guard: its loss is measured against the base itself
+    if train_cfg.task == "generate" and train_cfg.method != "dpo" and data_cfg.guard and not run_cfg.explain:
         if not ranks.main:  # rank 0 answers the replay prompts into the cache; the others read it
             distributed.barrier(ranks)
         _add_replay(prep, model, tokenizer, base, data_cfg, train_cfg)
@@ -225,6 +228,7 @@ def _train_in(run_dir: Path, model, tokenizer, base, prep: Prepared, train_cfg: 
     if parent:
         maintain.start_weights(parent, model, train_cfg)
     batching = classifier.batching(tokenizer.pad_token_id) if classify else \
+        dpo.batching(tokenizer.pad_token_id, train_cfg.beta) if train_cfg.method == "dpo" else \
         lora.batching(tokenizer.pad_token_id, sharded=run_cfg.fsdp)
     if run_cfg.fsdp:
         model = distributed.shard(model)
@@ -268,6 +272,20 @@ def _add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, tr
                and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]
     prep.train_encoded = prep.train_encoded + encoded
     prep.guard_rows = len(encoded)
+
+
+def _check_method(train_cfg: TrainConfig, prep: Prepared, data_cfg: DataConfig) -> None:
+    """Preference pairs train with DPO, and DPO trains only on preference pairs."""
+    pairs = prep.train is not None and prep.train.format in PREFERENCE
+    if train_cfg.method == "dpo" and not pairs:
+        raise TailoredError(f"{prep.train.path}: --method dpo trains on preference pairs (prompt/chosen/rejected, or "
+                            f"OpenAI's input/preferred_output/non_preferred_output), and this file is "
+                            f"{prep.train.format}")
+    if pairs and train_cfg.method != "dpo":
+        raise TailoredError(f"{prep.train.path}: this file holds preference pairs; train it with --method dpo "
+                            "(optionally --from a supervised run)")
+    if train_cfg.method == "dpo" and data_cfg.mix:
+        raise TailoredError("--mix adds supervised rows; DPO trains on pairs only")
 
 
 def _load_model(train_cfg: TrainConfig, base, prep: Prepared, tokenizer, weights: Path | None = None):
@@ -343,6 +361,9 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
                               classify, base_model, base)
         if parent:
             maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
+        if train_cfg.method == "dpo":
+            comparison.review["preference"] = preference.preference_review(model, tokenizer, rows, train_cfg.beta, bf16)
+            console.print(preference.describe(comparison.review["preference"]))
         metrics["eval"] = {**comparison.to_dict(), "on": where}
         print_comparison(comparison, console, eval_cfg.samples, where)
         print_evidence(comparison.review, console)

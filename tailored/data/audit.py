@@ -54,10 +54,15 @@ def repeats(examples: list[Example]) -> list[Finding]:
     exact: dict[tuple, list[int]] = defaultdict(list)
     near: dict[tuple, list[int]] = defaultdict(list)
     targets: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    reversed_pairs: list[int] = []
+    pairs = {(prompt_key(ex), normalise(ex.target), normalise(ex.rejected)) for ex in examples if ex.rejected}
     for ex in examples:
-        exact[tuple((m["role"], m["content"]) for m in ex.messages)].append(ex.line)
-        near[(prompt_key(ex), normalise(ex.target))].append(ex.line)
-        targets[prompt_key(ex)][normalise(ex.target)].append(ex.line)
+        exact[tuple((m["role"], m["content"]) for m in ex.messages) + (ex.rejected,)].append(ex.line)
+        near[(prompt_key(ex), normalise(ex.target), normalise(ex.rejected or ""))].append(ex.line)
+        if ex.rejected is None:  # one prompt with several chosen replies is normal in preference data
+            targets[prompt_key(ex)][normalise(ex.target)].append(ex.line)
+        elif (prompt_key(ex), normalise(ex.rejected), normalise(ex.target)) in pairs:
+            reversed_pairs.append(ex.line)
     findings = []
     dup_lines = [line for lines in exact.values() if len(lines) > 1 for line in lines[1:]]
     if dup_lines:
@@ -75,6 +80,10 @@ def repeats(examples: list[Example]) -> list[Finding]:
         findings.append(_finding("contradiction", f"{groups} inputs appear with different outputs ({len(conflict)} "
                                                   "rows); the model learns an average of them — keep one answer",
                                  conflict))
+    if reversed_pairs:
+        findings.append(_finding("contradiction", f"{len(reversed_pairs)} preference rows prefer A over B where "
+                                                  "another row prefers B over A; they cancel out — keep one",
+                                 reversed_pairs))
     return findings
 
 

@@ -22,6 +22,23 @@ class Encoded:
         return sum(1 for t in self.labels if t != IGNORE)
 
 
+@dataclass
+class Pair:
+    """A preference pair for DPO: the same prompt with the chosen reply and with the rejected one."""
+
+    chosen: Encoded
+    rejected: Encoded
+
+    @property
+    def input_ids(self) -> list[int]:
+        """The longer side: what the length limit and the longest-example figure are about."""
+        return max(self.chosen.input_ids, self.rejected.input_ids, key=len)
+
+    @property
+    def trainable(self) -> int:
+        return self.chosen.trainable + self.rejected.trainable
+
+
 class TemplateError(ValueError):
     """The chat template does not render this conversation as a growing prefix."""
 
@@ -165,6 +182,11 @@ def collate(rows: list[Encoded], pad_id: int) -> dict:
     for i, r in enumerate(rows):
         labels[i, : len(r.labels)] = torch.tensor(r.labels)
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def collate_pairs(rows: list[Pair], pad_id: int) -> dict:
+    """The chosen sides, then the rejected sides, as one right-padded batch (row i pairs with row n + i)."""
+    return collate([r.chosen for r in rows] + [r.rejected for r in rows], pad_id)
 
 
 def collate_labelled(rows: list[Labelled], pad_id: int) -> dict:

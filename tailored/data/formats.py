@@ -19,6 +19,8 @@ from typing import Any
 from tailored.data.readers import Problem, Row
 
 FORMATS: dict[str, tuple[str, ...]] = {
+    "preference_openai": ("input", "preferred_output", "non_preferred_output"),  # OpenAI's DPO format
+    "preference": ("prompt", "chosen", "rejected"),
     "messages": ("messages",),
     "prompt_completion": ("prompt", "completion"),
     "input_output": ("input", "output"),
@@ -26,7 +28,9 @@ FORMATS: dict[str, tuple[str, ...]] = {
 }
 ROLES = ("system", "user", "assistant")
 TURN_KEYS = ("role", "content", "name", "weight")
-ACCEPTED = "messages | prompt+completion | input+output | text+label"
+ACCEPTED = ("messages | prompt+completion | input+output | text+label | prompt+chosen+rejected | "
+            "input+preferred_output+non_preferred_output")
+PREFERENCE = ("preference", "preference_openai")
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Example:
     label: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     unknown_keys: list[str] = field(default_factory=list)  # turn keys we do not use, for the audit to report
+    rejected: str | None = None  # preference rows: the reply not to prefer (the chosen one is the last turn)
 
     @property
     def _target_index(self) -> int:
@@ -87,7 +92,12 @@ def normalise_row(row: Row, source: str, fmt: str, problems: list[Problem]) -> E
         problems.append(Problem(source, line, field_name, reason, fix))
 
     unknown: list[str] = []
-    if fmt == "messages":
+    rejected = None
+    if fmt in PREFERENCE:
+        messages, rejected = _check_preference(value, fmt, bad, unknown)
+        extra_keys = set(value) - set(FORMATS[fmt])
+        label = None
+    elif fmt == "messages":
         messages = _check_messages(value["messages"], bad, unknown)
         extra_keys = set(value) - {"messages"}
         label = None
@@ -116,7 +126,55 @@ def normalise_row(row: Row, source: str, fmt: str, problems: list[Problem]) -> E
     if len(problems) > before or messages is None:
         return None
     extra = {k: value[k] for k in sorted(extra_keys)}
-    return Example(messages=messages, source=source, line=line, label=label, extra=extra, unknown_keys=unknown)
+    return Example(messages=messages, source=source, line=line, label=label, extra=extra, unknown_keys=unknown,
+                   rejected=rejected)
+
+
+def _reply(value: Any, where: str, bad) -> str | None:
+    """A preference side: text, or a list holding one assistant message (OpenAI's and TRL's shape)."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict) \
+            and value[0].get("role") == "assistant":
+        value = value[0].get("content")
+    elif isinstance(value, list):
+        bad(where, f"expected one assistant message, got a list of {len(value)}",
+            'use [{"role": "assistant", "content": "…"}] or plain text')
+        return None
+    if not isinstance(value, str) or not value.strip():
+        bad(where, f"expected a non-empty reply, got {_describe(value)}", "write the reply for this side of the pair")
+        return None
+    return value
+
+
+def _check_preference(value: dict, fmt: str, bad, unknown: list[str]) -> tuple[list | None, str | None]:
+    """(prompt turns + the chosen reply, the rejected reply), or (None, None) after reporting problems."""
+    if fmt == "preference_openai":
+        source, (prompt_key, chosen_key, rejected_key) = value["input"], FORMATS[fmt]
+        turns = source.get("messages") if isinstance(source, dict) else None
+        if turns is None:
+            bad("input", f"expected an object with 'messages', got {_describe(source)}",
+                'use {"messages": [{"role": "user", "content": "…"}]}')
+    else:
+        prompt_key, chosen_key, rejected_key = FORMATS[fmt]
+        turns = value["prompt"]
+        if isinstance(turns, str):
+            if not turns.strip():
+                bad("prompt", "expected non-empty text, got empty text", "put the request in 'prompt'")
+            turns = [{"role": "user", "content": turns}]
+    chosen, rejected = _reply(value[chosen_key], chosen_key, bad), _reply(value[rejected_key], rejected_key, bad)
+    prompt = None
+    if isinstance(turns, list) and turns:
+        # the prompt's turns are checked like a conversation that ends in the chosen reply
+        prompt = _check_messages(turns + [{"role": "assistant", "content": chosen or "x"}], bad, unknown)
+    elif turns is not None:
+        bad(prompt_key, f"expected text or a list of turns, got {_describe(turns)}", "put the request here")
+    if chosen is not None and rejected is not None and chosen.strip() == rejected.strip():
+        bad(rejected_key, "the rejected reply is identical to the chosen one, so there is no preference to learn",
+            "write a worse reply here, or drop the row")
+        return None, None
+    if prompt is None or chosen is None or rejected is None:
+        return None, None
+    prompt[-1] = {"role": "assistant", "content": chosen}
+    return prompt, rejected
 
 
 def _check_messages(messages: Any, bad, unknown: list[str]) -> list[dict[str, str]] | None:

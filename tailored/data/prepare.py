@@ -13,7 +13,7 @@ from pathlib import Path
 from tailored.config import DataConfig
 from tailored.data import Dataset, Example, Problem, load_dataset, split_train_valid
 from tailored.data.audit import MIN_EXAMPLES, Finding, audit
-from tailored.data.encode import IGNORE, Encoded, Labelled, TemplateError, encode_labelled, encode_many
+from tailored.data.encode import IGNORE, Encoded, Labelled, Pair, TemplateError, encode_labelled, encode_many
 from tailored.errors import DataError, TailoredError
 
 # SmolLM2-135M LoRA on 2 CPU cores with bf16 autocast trained at 632 tokens/s in `make demo` after the
@@ -159,9 +159,15 @@ def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], m
     """Encode train and valid rows; rows with nothing to learn or over max_length are reported."""
     too_long: list[Problem] = []
 
-    def run(examples: list[Example], keep_all: bool = False) -> list[Encoded]:
+    def run(examples: list[Example], keep_all: bool = False) -> list[Encoded | Pair]:
         out = []
-        for ex, enc in zip(examples, encode_many(tokenizer, [ex.messages for ex in examples], stop_ids)):
+        encoded = encode_many(tokenizer, [ex.messages for ex in examples], stop_ids)
+        if any(ex.rejected is not None for ex in examples):  # preference rows: both sides, each a full conversation
+            rejected = encode_many(tokenizer, [ex.prompt + [{"role": "assistant", "content": ex.rejected}]
+                                               for ex in examples], stop_ids)
+            encoded = [c if isinstance(c, TemplateError) else r if isinstance(r, TemplateError) else Pair(c, r)
+                       for c, r in zip(encoded, rejected)]
+        for ex, enc in zip(examples, encoded):
             if isinstance(enc, TemplateError):
                 prep.errors.append(Problem(ex.source, ex.line, "messages", str(enc),
                                            "order the turns system, user, assistant, user, …"))
@@ -178,7 +184,7 @@ def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], m
                 continue
             out.append(enc)
             if keep_all:
-                prep.shown.append(enc)
+                prep.shown.append(enc.chosen if isinstance(enc, Pair) else enc)
         return out
 
     prep.train_encoded = run(prep.train_examples, keep_all=True) + run(prep.mixed)

@@ -55,6 +55,19 @@ def token_loss(model, batch: dict[str, torch.Tensor], head_loss=None) -> tuple[t
     return value, len(targets)
 
 
+def sequence_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per row, the summed log-probability of its labelled tokens (the reply), in fp32 at least.
+
+    The head runs only at labelled positions, as in `token_loss`; DPO and its evaluation compare these
+    sums between the chosen and rejected replies and between the tuned model and the base.
+    """
+    hidden, targets = labelled_hidden(model, batch)
+    keep = batch["labels"][:, 1:] != IGNORE
+    rows = torch.arange(keep.shape[0], device=keep.device).unsqueeze(1).expand_as(keep)[keep]
+    logp = -F.cross_entropy(head_logits(model, hidden), targets, reduction="none")
+    return torch.zeros(keep.shape[0], dtype=logp.dtype, device=logp.device).index_add(0, rows, logp)
+
+
 def forward_token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """`token_loss` through the model's own forward (logits at every position).
 

@@ -27,7 +27,7 @@ def render(run_dir: Path) -> str:
     check, metrics = _opt(run_dir / "check.json"), _opt(run_dir / "metrics.json")
     task, train = lineage["task"], saved.get("train", {})
     kind = "text-classification" if task["kind"] == "classify" else "text-generation"
-    library = "peft" if task["kind"] == "generate" and task["method"] == "lora" else "transformers"
+    library = "peft" if task["kind"] == "generate" and task["method"] in ("lora", "dpo") else "transformers"
     title = f"{lineage['name']} v{lineage['version']}"
     out = ["---", f"base_model: {lineage['base']['name']}", f"library_name: {library}", f"pipeline_tag: {kind}",
            "tags:", "- tailored", f"- {task['method']}", f"- {kind}", "---", "", f"# {title}", "",

@@ -55,6 +55,9 @@ def choose_learning_rate(n_params: int, method: str = "lora", task: str = "gener
     if task == "classify":
         return 6e-5, (f"classifier on a {n_params / 1e6:.0f}M-parameter encoder: every weight trains, from a head "
                       "that starts as the frozen-embedding probe")
+    if method == "dpo":
+        return 2e-4, (f"DPO with LoRA on a {n_params / 1e6:.0f}M-parameter base: a preference loss moves the model "
+                      "faster than next-token loss, so a lower rate than supervised LoRA")
     if method == "full":
         return 5e-5, f"full fine-tuning of a {n_params / 1e6:.0f}M-parameter base: every weight moves, so a low rate"
     if n_params < 1_000_000_000:
@@ -80,12 +83,12 @@ def resolve(train: TrainConfig, data: DataConfig, n_train: int, longest: int, n_
         train = replace(train, learning_rate=lr, learning_rate_multiplier=None)
     else:
         reasons["learning_rate"] = "set by you"
-    if train.task == "generate" and train.method == "lora":
+    if train.task == "generate" and train.method in ("lora", "dpo"):
         reasons["lora_rank"] = (f"rank {train.lora_rank} on every linear layer: enough capacity for a task of a few "
                                 "thousand examples, a few MB of adapter")
     if train.lora_alpha is None:
         train = replace(train, lora_alpha=2 * train.lora_rank)
-        if train.task == "generate" and train.method == "lora":
+        if train.task == "generate" and train.method in ("lora", "dpo"):
             reasons["lora_alpha"] = f"twice the rank ({train.lora_rank})"
     cap = min(2048, context)
     if data.max_length is None:
