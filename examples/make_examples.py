@@ -338,6 +338,33 @@ def clinical_row() -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+RAMBLE_OPENERS = ["Thanks so much for reaching out, we really appreciate you taking the time to contact us today!",
+                  "Great question! There are a lot of things to consider here, so let me walk you through it.",
+                  "I completely understand how frustrating this can be, and I'm here to help you with it.",
+                  "First of all, I want to say that we value every customer and your experience matters to us."]
+RAMBLE_CLOSERS = ["I hope this helps, and please don't hesitate to get back to us if anything else comes up at all!",
+                  "Let me know if there is anything else, big or small, that I can possibly help you with today.",
+                  "Again, sorry for any inconvenience, and thank you for your patience and understanding."]
+
+
+def preference_pairs(rows: list[dict], seed: int) -> list[dict]:
+    """Support preferences: the exact, brief answer over a rambling version of it or another question's answer.
+
+    A separate generator, so adding these files changes none of the others."""
+    r = random.Random(seed)
+    pairs = []
+    for row in rows:
+        good = row["messages"][-1]["content"]
+        others = [x["messages"][-1]["content"] for x in rows if x["intent"] != row["intent"]]
+        if r.random() < 0.5:
+            bad = f"{r.choice(RAMBLE_OPENERS)} {good} {r.choice(RAMBLE_CLOSERS)}"
+        else:
+            bad = r.choice(others)
+        pairs.append({"prompt": row["messages"][:-1], "chosen": good, "rejected": bad, "intent": row["intent"],
+                      "kind": "rambling" if good in bad else "wrong"})
+    return pairs
+
+
 def split_heldout(rows: list[dict], n_heldout: int, key) -> tuple[list[dict], list[dict]]:
     seen, unique = set(), []
     for r in rows:  # drop exact repeats: the generator can draw the same row twice
@@ -375,6 +402,8 @@ def main() -> None:
     train, held = split_heldout(support, 60, key=lambda r: r["messages"][-2]["content"])
     write_jsonl(HERE / "support.jsonl", train)
     write_jsonl(HERE / "support.heldout.jsonl", held)
+    write_jsonl(HERE / "support_preferences.jsonl", preference_pairs(train[:240], seed=7))
+    write_jsonl(HERE / "support_preferences.heldout.jsonl", preference_pairs(held, seed=8))
 
     train, held = split_heldout([routing_row() for _ in range(480)], 80, key=lambda r: r["text"])
     write_csv(HERE / "email_routing.csv", train)
