@@ -21,7 +21,6 @@ from tailored import atomic, maintain
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.audit import Finding
 from tailored.data.encode import TemplateError, encode_many, stop_token_ids
-from tailored.data.formats import PREFERENCE
 from tailored.data.prepare import Prepared, encode_chat_all, encode_labelled_all, load_splits, render_masked
 from tailored.device import choose_bf16, device_of
 from tailored.errors import TailoredError
@@ -172,7 +171,7 @@ def train(
     if ranks.main:
         distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
-    _check_method(train_cfg, prep, data_cfg)
+    dpo.check_data(train_cfg.method, prep.train.format, prep.train.path, bool(data_cfg.mix))
     if parent:
         maintain.check_parent_compatible(parent, base.fingerprint())
     model = _load_model(train_cfg, base, prep, tokenizer, parent and maintain.parent_weights_path(parent, train_cfg))
@@ -272,20 +271,6 @@ def _add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, tr
                and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]
     prep.train_encoded = prep.train_encoded + encoded
     prep.guard_rows = len(encoded)
-
-
-def _check_method(train_cfg: TrainConfig, prep: Prepared, data_cfg: DataConfig) -> None:
-    """Preference pairs train with DPO, and DPO trains only on preference pairs."""
-    pairs = prep.train is not None and prep.train.format in PREFERENCE
-    if train_cfg.method == "dpo" and not pairs:
-        raise TailoredError(f"{prep.train.path}: --method dpo trains on preference pairs (prompt/chosen/rejected, or "
-                            f"OpenAI's input/preferred_output/non_preferred_output), and this file is "
-                            f"{prep.train.format}")
-    if pairs and train_cfg.method != "dpo":
-        raise TailoredError(f"{prep.train.path}: this file holds preference pairs; train it with --method dpo "
-                            "(optionally --from a supervised run)")
-    if train_cfg.method == "dpo" and data_cfg.mix:
-        raise TailoredError("--mix adds supervised rows; DPO trains on pairs only")
 
 
 def _load_model(train_cfg: TrainConfig, base, prep: Prepared, tokenizer, weights: Path | None = None):

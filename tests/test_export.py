@@ -49,6 +49,8 @@ def test_tailor_export_passes_when_the_export_answers_like_the_run(yes_run, tmp_
     result = CliRunner().invoke(app, ["export", "yes", "--out", str(tmp_path / "m"), "--runs-dir", str(yes_run)])
     assert result.exit_code == 0, result.output
     assert "parity: 100.0% of 8 held-out answers identical" in result.output
+    card = (tmp_path / "m" / "README.md").read_text()  # the run's model card travels with the weights
+    assert card.startswith("---\nbase_model: ") and "## Lineage" in card
 
 
 def test_tailor_export_exits_1_below_the_parity_threshold(yes_run, tiny_base, tmp_path, monkeypatch):

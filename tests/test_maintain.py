@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -71,6 +72,8 @@ def test_two_concurrent_trainings_leave_a_consistent_index(tiny_base, tmp_path):
         Path(f"{runs / index.INDEX}{suffix}").unlink(missing_ok=True)
     assert reindex(runs) == 2
     assert listing(runs) == before
+    shutil.rmtree(runs / "d" / "v1")  # a folder removed by hand leaves the listing too
+    assert [r["version"] for r in listing(runs)] == [2]
 
 
 def test_a_run_killed_with_sigkill_is_listed_as_interrupted(tiny_base, tmp_path):

@@ -131,13 +131,16 @@ def list_runs(runs_dir: str | Path, name: str | None = None) -> list[dict]:
     """
     with connect(runs_dir) as db:
         known = {(r["name"], r["version"]): r["status"] for r in db.execute("SELECT name, version, status FROM runs")}
-        stale = [p for p in versions(runs_dir) if (p.parent.name, int(p.name[1:])) not in known
-                 or (known[(p.parent.name, int(p.name[1:]))] not in FINAL and status(p) != known[(p.parent.name,
-                                                                                               int(p.name[1:]))])]
-        if stale:
+        folders = {(p.parent.name, int(p.name[1:])): p for p in versions(runs_dir)}
+        stale = [p for key, p in folders.items() if key not in known
+                 or (known[key] not in FINAL and status(p) != known[key])]
+        gone = [key for key in known if key not in folders]  # removed by hand, not with `runs rm`
+        if stale or gone:
             with transaction(db):
                 for run_dir in stale:
                     _write(db, run_dir)
+                for key in gone:
+                    db.execute("DELETE FROM runs WHERE name = ? AND version = ?", key)
         query = "SELECT * FROM runs" + (" WHERE name = ?" if name else "") + " ORDER BY name, version"
         rows = [dict(r) for r in db.execute(query, (name,) if name else ())]
         tags: dict[tuple, list[str]] = {}

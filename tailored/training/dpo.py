@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from tailored.data.encode import Pair, collate_pairs
+from tailored.data.formats import PREFERENCE
+from tailored.errors import TailoredError
 from tailored.models.scoring import sequence_logps
 
 
@@ -49,3 +51,16 @@ def batching(pad_id: int, beta: float) -> dict:
     """What `loop.fit` needs from this method, as keyword arguments."""
     return {"loss": functools.partial(loss, beta=beta), "collate": functools.partial(collate_pairs, pad_id=pad_id),
             "units": units, "length": length}
+
+
+def check_data(method: str, fmt: str, path: str, mixed: bool) -> None:
+    """Preference pairs train with DPO, and DPO trains only on preference pairs."""
+    pairs = fmt in PREFERENCE
+    if method == "dpo" and not pairs:
+        raise TailoredError(f"{path}: --method dpo trains on preference pairs (prompt/chosen/rejected, or OpenAI's "
+                            f"input/preferred_output/non_preferred_output), and this file is {fmt}")
+    if pairs and method != "dpo":
+        raise TailoredError(f"{path}: this file holds preference pairs; train it with --method dpo (optionally "
+                            "--from a supervised run)")
+    if method == "dpo" and mixed:
+        raise TailoredError("--mix adds supervised rows; DPO trains on pairs only")
