@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tailored.data import load_dataset, split_train_valid
@@ -174,3 +176,52 @@ def test_bad_weights_are_errors_at_their_line(tmp_path):
         f"{path}:4: messages[1].weight: expected 0 or 1, got True — 1 trains on this reply, 0 keeps it as context only",
         f"{path}:5: messages[0].name: expected a non-empty string, got empty text — name the speaker, e.g. "
         "\"agent_7\", or leave 'name' out"]
+
+
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def test_tool_calling_rows_render_as_documented_text(tmp_path):
+    from tailored.data import load_dataset
+    from tailored.data.tools import TOOLS_INTRO, calls_in
+
+    row = {"tools": [WEATHER], "messages": [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "4°C, rain"},
+        {"role": "assistant", "content": "4°C and raining in Oslo."}]}
+    calling = {"tools": [WEATHER], "messages": row["messages"][1:3]}  # the call itself is the reply to learn
+    first, second = load_dataset(write_jsonl(tmp_path / "t.jsonl", [row, calling])).examples
+    assert first.messages[0] == {"role": "system", "content": "Be brief.\n\n" + TOOLS_INTRO + "\n" + json.dumps(
+        [WEATHER["function"]], ensure_ascii=False)}
+    assert first.messages[2] == {"role": "assistant",
+                                 "content": '<tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}</tool_call>'}
+    assert first.messages[3] == {"role": "user", "content": '<tool_response>{"id": "call_1", "content": "4°C, rain"}'
+                                                            '</tool_response>'}
+    assert first.target == "4°C and raining in Oslo."
+    assert second.messages[0]["role"] == "system" and second.messages[0]["content"].startswith(TOOLS_INTRO)
+    assert calls_in(second.target) == [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
+
+
+def test_bad_tool_rows_are_errors_at_their_line(tmp_path):
+    user = {"role": "user", "content": "q"}
+
+    def call(arguments):
+        return {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": arguments}}]}
+
+    rows = [{"tools": "f", "messages": [user, {"role": "assistant", "content": "a"}]},
+            {"messages": [user, call("{city: Oslo}")]},
+            {"messages": [user, call("[1, 2]")]},
+            {"messages": [dict(user, tool_calls=[]), {"role": "assistant", "content": "a"}]},
+            {"messages": [user, {"role": "assistant", "tool_calls": [{"function": {"arguments": "{}"}}]}]}]
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    found = problems_of(path)
+    assert found[0].startswith(f"{path}:1: tools: expected a non-empty list of tools, got str")
+    assert found[1].startswith(f"{path}:2: messages[1].tool_calls[0].function.arguments: not valid JSON")
+    assert found[2].startswith(f"{path}:3: messages[1].tool_calls[0].function.arguments: arguments must be a JSON "
+                               "object")
+    assert found[3].startswith(f"{path}:4: messages[0].tool_calls: only assistant turns make tool calls")
+    assert found[4].startswith(f"{path}:5: messages[1].tool_calls[0]: the call has no function name")
+    assert len(found) == 5

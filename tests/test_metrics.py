@@ -109,3 +109,24 @@ def test_text_scores_include_chrf_by_hand():
     assert values["chrf"] == pytest.approx(100 * (7 / 11 + 1) / 2)
     assert intervals["chrf"] == pytest.approx((700 / 11, 100.0))
     assert values["exact_match"] == 50.0
+
+
+def test_tool_calls_are_scored_on_name_json_and_arguments():
+    from tailored.data.tools import call_text
+    from tailored.evaluation.compare import score
+
+    ref = call_text("get_weather", {"city": "Oslo", "unit": "C"})
+    refs = [ref, ref, ref, "It is sunny."]
+    preds = [call_text("get_weather", {"city": "Oslo", "unit": "C"}),  # right: F1 100
+             call_text("get_weather", {"city": "Bergen", "unit": "C"}),  # 1 of 2 arguments: F1 50
+             "<tool_call>{get_weather(city=Oslo)}</tool_call>",  # attempted, invalid JSON
+             "It is sunny."]
+    values, intervals = score(preds, refs, None)
+    assert values["tool_name_accuracy"] == pytest.approx(200 / 3)  # the third call has no readable name
+    assert values["tool_arguments_valid"] == pytest.approx(200 / 3)
+    assert values["argument_f1"] == pytest.approx((100 + 50 + 0) / 3)  # only rows that expect a call count
+    assert "rouge_l" in values and intervals["argument_f1"][0] <= values["argument_f1"] <= intervals["argument_f1"][1]
+    only_calls, _ = score(preds[:3], refs[:3], None)
+    from tailored.evaluation.metrics import PRIMARY, task_kind
+    assert task_kind(refs[:3], None) == "tool" and PRIMARY["tool"] == "argument_f1" and task_kind(refs, None) == "text"
+    assert only_calls["argument_f1"] == pytest.approx(50.0)

@@ -16,6 +16,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from tailored.data import tools
 from tailored.data.readers import Problem, Row
 
 FORMATS: dict[str, tuple[str, ...]] = {
@@ -26,8 +27,8 @@ FORMATS: dict[str, tuple[str, ...]] = {
     "input_output": ("input", "output"),
     "text_label": ("text", "label"),
 }
-ROLES = ("system", "user", "assistant")
-TURN_KEYS = ("role", "content", "name", "weight")
+ROLES = ("system", "user", "assistant", "tool")
+TURN_KEYS = ("role", "content", "name", "weight", "tool_calls", "tool_call_id")
 ACCEPTED = ("messages | prompt+completion | input+output | text+label | prompt+chosen+rejected | "
             "input+preferred_output+non_preferred_output")
 PREFERENCE = ("preference", "preference_openai")
@@ -93,7 +94,13 @@ def normalise_row(row: Row, source: str, fmt: str, problems: list[Problem]) -> E
 
     unknown: list[str] = []
     rejected = None
-    if fmt in PREFERENCE:
+    if fmt == "messages" and "tools" in value:  # the functions go into the system message (data/tools.py)
+        functions = tools.check_tools(value["tools"], bad)
+        messages = _check_messages(value["messages"], bad, unknown)
+        messages = tools.with_tools(messages, functions) if messages and functions else None
+        extra_keys = set(value) - {"messages", "tools"}
+        label = None
+    elif fmt in PREFERENCE:
         messages, rejected = _check_preference(value, fmt, bad, unknown)
         extra_keys = set(value) - set(FORMATS[fmt])
         label = None
@@ -192,13 +199,27 @@ def _check_messages(messages: Any, bad, unknown: list[str]) -> list[dict[str, st
             bad(where, f"expected an object with role and content, got {_describe(turn)}")
             ok = False
             continue
+        calling = turn.get("role") == "assistant" and "tool_calls" in turn  # content may be null or absent
         for key in ("role", "content"):
-            if key not in turn:
+            if key not in turn and not (key == "content" and calling):
                 bad(where, f"missing '{key}'", f"every turn needs 'role' and 'content' (keys found: {sorted(turn)})")
                 ok = False
-        if "role" not in turn or "content" not in turn:
+        if "role" not in turn or ("content" not in turn and not calling):
             continue
-        role, content = turn["role"], turn["content"]
+        role, content = turn["role"], turn.get("content")
+        if calling:
+            calls = tools.check_calls(turn["tool_calls"], where, bad)
+            if calls is None:
+                ok = False
+                continue
+            if content is None or isinstance(content, str):  # other content is reported below
+                content = tools.assistant_text(content, calls)
+        elif role == "tool" and isinstance(content, str):
+            content, role = tools.response_text(turn.get("tool_call_id"), content), "user"
+        elif "tool_calls" in turn:
+            bad(f"{where}.tool_calls", f"only assistant turns make tool calls (this one is {role!r})",
+                "move the calls to an assistant turn")
+            ok = False
         unknown.extend(f"{where}.{key}" for key in turn if key not in TURN_KEYS)
         kept = {"role": role, "content": content}
         if "name" in turn:

@@ -14,7 +14,8 @@ from rich.table import Table
 from tailored.config import EvalConfig
 from tailored.data.formats import Example
 from tailored.evaluation.generate import generate
-from tailored.evaluation.metrics import PRIMARY, json_scores, label_scores, task_kind, text_scores
+from tailored.data.tools import calls_in
+from tailored.evaluation.metrics import PRIMARY, json_scores, label_scores, task_kind, text_scores, tool_scores
 from tailored.device import autocast, device_of
 from tailored.models.load import quiet_transformers
 from tailored.models.scoring import predict_labels
@@ -59,6 +60,9 @@ def score(preds: list[str], refs: list[str], labels: list[str] | None) -> tuple[
     if kind == "json":
         json_values, json_intervals = json_scores(preds, refs)
         values, intervals = {**json_values, **values}, {**json_intervals, **intervals}
+    if any(calls_in(r) for r in refs):  # tool-calling rows, all or some: scored on the calls themselves
+        tool_values, tool_intervals = tool_scores(preds, refs)
+        values, intervals = {**tool_values, **values}, {**tool_intervals, **intervals}
     return values, intervals
 
 

@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from tailored.data.tools import calls_in
+
 _PUNCT = re.compile(f"[{re.escape(string.punctuation)}]")
 
 
@@ -206,12 +208,35 @@ def json_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict,
     return values, intervals
 
 
+def tool_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict, dict]:
+    """On rows whose expected reply calls tools: were the right functions called, with valid JSON
+    arguments, and how well do the arguments match (F1 over (function, argument path, value))?"""
+    per_row: dict[str, list[float]] = {"tool_name_accuracy": [], "tool_arguments_valid": [], "argument_f1": []}
+    for pred, ref in zip(preds, refs):
+        want = calls_in(ref)
+        if not want:
+            continue
+        got = calls_in(pred) or []
+        per_row["tool_name_accuracy"].append(100.0 * (sorted(str(c["name"]) for c in got)
+                                                      == sorted(str(c["name"]) for c in want)))
+        per_row["tool_arguments_valid"].append(100.0 * bool(got) * all(isinstance(c["arguments"], dict) for c in got))
+        triples = lambda calls: Counter((c["name"], k, v) for c in calls if isinstance(c["arguments"], dict)  # noqa: E731
+                                        for k, v in leaves(c["arguments"]).items())
+        a, b = triples(got), triples(want)
+        hits = sum((a & b).values())
+        per_row["argument_f1"].append(100.0 * 2 * hits / (sum(a.values()) + sum(b.values())) if a or b else
+                                      100.0 * (len(got) == len(want)))
+    return _with_intervals(per_row, seed)
+
+
 def task_kind(refs: list[str], labels: list[str] | None) -> str:
     if labels:
         return "label"
+    if refs and all(calls_in(r) for r in refs):
+        return "tool"
     if refs and all(parse_object(r) is not None for r in refs):
         return "json"
     return "text"
 
 
-PRIMARY = {"label": "accuracy", "json": "field_f1", "text": "rouge_l"}
+PRIMARY = {"label": "accuracy", "json": "field_f1", "text": "rouge_l", "tool": "argument_f1"}
