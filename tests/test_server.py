@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -223,5 +224,36 @@ def test_a_client_that_disconnects_mid_stream_stops_generation_and_frees_its_slo
                 and time.time() < deadline:
             time.sleep(0.05)
         assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "yes"
+    finally:
+        s.stop()
+
+
+def test_tools_round_trip_through_the_openai_client(tiny_base, tmp_path):
+    """A run trained to call get_weather answers a tools request with tool_calls in OpenAI's shape."""
+    from tailored.data.tools import call_text
+
+    weather = {"type": "function", "function": {"name": "w"}}  # short: the tiny model's context is 256
+    reply = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "w", "arguments": '{"c": "O"}'}}]}
+    rows = [{"tools": [weather], "messages": [{"role": "user", "content": f"q {i}"}, reply]} for i in range(40)]
+    data = write_jsonl(tmp_path / "calls.jsonl", rows)
+    run = tailored.train(data, TrainConfig(base=str(tiny_base), epochs=25, learning_rate=1e-2, batch_size=8),
+                         DataConfig(guard=0.0), EvalConfig(), RunConfig(runs_dir=str(tmp_path / "runs"),
+                                                                       evaluate=False), quiet=True)
+    want = call_text("w", {"c": "O"})
+    assert tailored.load(run.path).generate("q 7", max_new_tokens=60) == want
+    s = Server(tmp_path / "runs", runs=("calls",))
+    try:
+        client = s.client()
+        asked = dict(model="calls", messages=[{"role": "user", "content": "q 7"}], max_tokens=60)
+        answer = client.chat.completions.create(tools=[weather], **asked).choices[0]
+        assert answer.finish_reason == "tool_calls" and answer.message.content is None
+        (call,) = answer.message.tool_calls
+        assert call.type == "function" and call.function.name == "w"
+        assert json.loads(call.function.arguments) == {"c": "O"}
+        # without tools offered, the same reply comes back as text, as OpenAI would never call a function
+        assert client.chat.completions.create(**asked).choices[0].message.content == want
+        with pytest.raises(openai.BadRequestError, match="streaming with tools"):
+            client.chat.completions.create(tools=[weather], stream=True, **asked)
     finally:
         s.stop()

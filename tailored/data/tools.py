@@ -85,11 +85,39 @@ def response_text(call_id: str | None, content: str) -> str:
 
 
 def with_tools(messages: list[dict], functions: list[dict]) -> list[dict]:
-    """The conversation with the functions described at the end of its system message (one is added)."""
+    """The conversation with the functions described at the end of its system message (one is added).
+
+    A system message that already lists functions (a run's own, trained with them) gets this list instead."""
     listing = f"{TOOLS_INTRO}\n{json.dumps(functions, ensure_ascii=False)}"
     if messages and messages[0]["role"] == "system":
-        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{listing}"}, *messages[1:]]
+        own = messages[0]["content"].split(TOOLS_INTRO, 1)[0].rstrip()
+        return [{**messages[0], "content": f"{own}\n\n{listing}" if own else listing}, *messages[1:]]
     return [{"role": "system", "content": listing}, *messages]
+
+
+def plain_messages(messages: list[dict], functions: list[dict] | None = None) -> list[dict]:
+    """An already-valid OpenAI conversation (a server request) as the plain turns training saw."""
+    out = []
+    for m in messages:
+        if m.get("tool_calls"):
+            calls = [{"name": c["function"]["name"], "arguments": json.loads(c["function"].get("arguments") or "{}")
+                      if isinstance(c["function"].get("arguments"), str) else c["function"]["arguments"]}
+                     for c in m["tool_calls"]]
+            out.append({"role": "assistant", "content": assistant_text(m.get("content"), calls)})
+        elif m["role"] == "tool":
+            out.append({"role": "user", "content": response_text(m.get("tool_call_id"), m.get("content") or "")})
+        else:
+            out.append({"role": m["role"], "content": m.get("content") or ""})
+    return with_tools(out, functions) if functions else out
+
+
+def split_reply(text: str) -> tuple[str | None, list[dict] | None]:
+    """A generated reply as (its text before any call, or None; its well-formed calls, or None)."""
+    calls = [c for c in calls_in(text) or [] if c["name"] and isinstance(c["arguments"], dict)]
+    if not calls:
+        return text, None
+    before = text.split("<tool_call>", 1)[0].strip()
+    return before or None, calls
 
 
 def calls_in(text: str) -> list[dict] | None:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from tailored.config import ServerConfig
+from tailored.data import tools
 from tailored.data.encode import render_prompt
 from tailored.server.pool import Job, Pool, UnknownModel
 
@@ -24,8 +25,11 @@ MAX_STOP_CHARS = 64
 
 
 class Message(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None  # null on an assistant turn that only calls tools
+    tool_calls: list[dict] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 class ChatRequest(BaseModel):
@@ -37,6 +41,8 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = None
     n: int = 1
     temperature: float | None = None  # accepted for compatibility; answers are greedy, as evaluated
+    tools: list[dict] | None = None  # rendered as training renders them (data/tools.py)
+    tool_choice: str | dict | None = None  # accepted; the model decides, as it was trained to
 
 
 class CompletionRequest(BaseModel):
@@ -162,11 +168,17 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         return text, "stop" if ended or len(ids) < limit else "length", False
 
     def chat_text(req: ChatRequest):
+        functions = [t.get("function", {}) for t in req.tools] if req.tools else None
+        if functions and not all(isinstance(f, dict) and f.get("name") for f in functions):
+            raise APIError(400, "every tool needs a function with a name", "invalid_request_error")
+        if functions and req.stream:
+            raise APIError(400, "streaming with tools is not supported yet; ask without stream", "invalid_request_error")
+
         def text_of(served):
-            messages = [m.model_dump() for m in req.messages]
+            messages = [m.model_dump(exclude_none=True) for m in req.messages]
             if served.system_prompt and messages[0]["role"] != "system":  # asked the way it was trained
                 messages = [{"role": "system", "content": served.system_prompt}, *messages]
-            return render_prompt(served.tokenizer, messages)
+            return render_prompt(served.tokenizer, tools.plain_messages(messages, functions))
         return text_of
 
     async def respond(req, text_of, chat: bool):
@@ -198,7 +210,16 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         content, reason, _ = finish(served, ids, stops, limit)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(ids), "total_tokens": prompt_tokens + len(ids)}
         choice = {"index": 0, "finish_reason": reason, "logprobs": None}
-        choice.update({"message": {"role": "assistant", "content": content}} if chat else {"text": content})
+        message = {"role": "assistant", "content": content}
+        if chat and getattr(req, "tools", None):  # OpenAI's shape for a reply that calls functions
+            text, calls = tools.split_reply(content)
+            if calls:
+                message = {"role": "assistant", "content": text, "tool_calls": [
+                    {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                     "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+                    for c in calls]}
+                choice["finish_reason"] = "tool_calls"
+        choice.update({"message": message} if chat else {"text": content})
         return {"id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
                 "model": req.model, "choices": [choice], "usage": usage}
 
