@@ -129,6 +129,8 @@ def list_runs(runs_dir: str | Path, name: str | None = None) -> list[dict]:
     Folders the index has not heard of are added, and a row still marked running or interrupted is
     checked against its folder, so a run killed with `kill -9` reads as interrupted, not running.
     """
+    if not Path(runs_dir).is_dir():
+        return []  # nothing trained here yet; listing creates nothing
     with connect(runs_dir) as db:
         known = {(r["name"], r["version"]): r["status"] for r in db.execute("SELECT name, version, status FROM runs")}
         folders = {(p.parent.name, int(p.name[1:])): p for p in versions(runs_dir)}
