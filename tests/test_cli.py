@@ -67,7 +67,9 @@ def test_train_then_predict_and_check(tiny_base, tmp_path):
     assert "Base vs tuned" in out and "rouge_l (primary)" in out
     assert "verdict Better than the base model: rouge_l" in " ".join(out.split())  # the last word, in words
     code, out = run("predict", "yes", "question number 77 please", "--runs-dir", runs, "--max-new-tokens", 4)
-    assert code == 0 and out.strip() == "yes"
+    # a bare name says which version it picked (on stderr), then the answer
+    assert code == 0 and out.strip().splitlines()[-1] == "yes"
+    assert " ".join(out.split()).startswith(f"yes → {runs / 'yes' / 'v1'} (its latest finished version")
     code, out = run("check", data, "--base", tiny_base)
     assert code == 0 and "prompt_completion" in out
     code, out = run("predict", "no-such-run", "hi", "--runs-dir", runs)

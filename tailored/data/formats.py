@@ -263,7 +263,8 @@ def _check_messages(messages: Any, bad, unknown: list[str]) -> list[dict[str, st
         return None
     trained = max(i for i, t in enumerate(clean) if t["role"] == "assistant" and t.get("weight", 1))
     if not clean[trained]["content"].strip():
-        bad(f"messages[{trained}].content", "the last trained assistant reply is empty", "write the reply to learn")
+        which = "final" if trained == len(clean) - 1 else "last trained (weight 1)"
+        bad(f"messages[{trained}].content", f"the {which} assistant reply is empty", "write the reply to learn")
         return None
     return clean
 

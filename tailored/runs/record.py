@@ -88,11 +88,12 @@ def saved_run(path: Path) -> tuple[Path, str, TrainConfig, DataConfig, EvalConfi
 def same_unfinished_run(runs_dir: str, name: str, data_sha: str, saved: dict) -> Path | None:
     """An interrupted run of the same data and settings: rerunning the command continues it.
 
-    Only a folder whose trainer took the RUNNING lock and is gone qualifies: one another process is
-    training in, or has only just created, is left alone, so concurrent runs get versions of their own."""
+    Only a folder whose trainer took the RUNNING lock and is gone (killed, or failed) qualifies: one
+    another process is training in, or has only just created, is left alone, so concurrent runs get
+    versions of their own."""
     for path in unfinished_runs(runs_dir, name):
-        if not (path / RUNNING).exists() or status(path) != "interrupted":
-            continue
+        if not (path / RUNNING).exists() or status(path) not in ("interrupted", "failed"):
+            continue  # a failed run resumes too: a crashed rank or a full disk is worth continuing after
         try:
             same = (read_json(path / "run.json")["data"]["train"]["sha256"] == data_sha
                     and read_json(path / "config.json") == json.loads(json.dumps(saved)))
