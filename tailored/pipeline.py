@@ -211,12 +211,13 @@ def train(
     try:  # the lock marks the folder as running; a failure inside leaves FAILED; the index hears both
         with running(run_dir) if ranks.main else nullcontext():
             if ranks.main:
-                index.record(run_cfg.runs_dir, run_dir)
+                index.record(run_cfg.runs_dir, run_dir, strict=False)
             return _train_in(run_dir, model, tokenizer, base, prep, train_cfg, eval_cfg, run_cfg, check_report,
                              parent, ranks, console)
     finally:
-        if ranks.main:
-            index.record(run_cfg.runs_dir, run_dir)
+        if ranks.main and not index.record(run_cfg.runs_dir, run_dir, strict=False):
+            console.print(f"[yellow]warning[/yellow] the run index ({run_cfg.runs_dir}/index.sqlite) could not be "
+                          "updated; the run folder is complete, and `tailor runs` catches up from it")
 
 
 def _train_in(run_dir: Path, model, tokenizer, base, prep: Prepared, train_cfg: TrainConfig, eval_cfg: EvalConfig,

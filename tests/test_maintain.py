@@ -57,6 +57,18 @@ def test_a_migration_from_the_first_schema_keeps_the_rows(tmp_path):
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_an_index_that_cannot_be_written_does_not_fail_a_run(tiny_base, tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / index.INDEX).write_text("not a database")  # unreadable as SQLite
+    run = fit(tiny_base, write_jsonl(tmp_path / "yes.jsonl", yes_rows(24)), runs, epochs=1)
+    assert (run.path / "COMPLETE").exists()
+    with pytest.raises(sqlite3.Error):
+        index.record(runs, run.path)  # strict by default, for commands that only touch the index
+    (runs / index.INDEX).unlink()
+    assert [r["status"] for r in listing(runs)] == ["finished"]  # the folders are the truth
+
+
 def test_two_concurrent_trainings_leave_a_consistent_index(tiny_base, tmp_path):
     data, runs = write_jsonl(tmp_path / "d.jsonl", yes_rows(40)), tmp_path / "runs"
     jobs = [cli_train(tiny_base, data, runs, "--no-evaluate") for _ in range(2)]

@@ -92,10 +92,20 @@ def _write(db: sqlite3.Connection, run_dir: Path) -> None:
         db.execute("INSERT INTO tags VALUES (?, ?, ?)", (row["name"], tag, version))
 
 
-def record(runs_dir: str | Path, run_dir: Path) -> None:
-    """Bring the index up to date with one version's folder (after it starts, finishes, fails or is tagged)."""
-    with connect(runs_dir) as db, transaction(db):
-        _write(db, Path(run_dir))
+def record(runs_dir: str | Path, run_dir: Path, strict: bool = True) -> bool:
+    """Bring the index up to date with one version's folder (after it starts, finishes, fails or is tagged).
+
+    With `strict=False` (training), an index that cannot be written (busy past its timeout, a full
+    disk) returns False instead of failing the run: the folder is complete, and the next listing or
+    `reindex` catches up from it."""
+    try:
+        with connect(runs_dir) as db, transaction(db):
+            _write(db, Path(run_dir))
+        return True
+    except sqlite3.Error:
+        if strict:
+            raise
+        return False
 
 
 def record_tags(runs_dir: str | Path, name_dir: Path) -> None:
