@@ -283,12 +283,22 @@ class ServerConfig:
     max_tokens_cap: int = _help("Most new tokens one request may ask for.", default=1024)
     batch_size: int = _help("Requests for the same model generated together.", default=16)
     batch_wait_ms: int = _help("How long the first request waits for others to share its batch.", default=10)
+    jobs: bool = _help("Offer OpenAI's files and fine-tuning jobs API, training queued jobs in worker processes.",
+                       default=True)
+    concurrent_jobs: int = _help("Fine-tuning jobs trained at once; more wait in the queue. On a few CPU cores, "
+                                 "two trainings slow each other badly.", default=1)
+    max_file_bytes: int = _help("Largest file accepted by POST /v1/files; the upload streams to disk.",
+                                default=512_000_000)
+    allow_unauthenticated_network: bool = _help("Serve beyond this machine (a --host other than loopback) without an API key: "
+                                    "anyone who can reach the port can use your models, read your uploaded "
+                                    "files and start training. Refused unless given.", default=False)
 
     def __post_init__(self):
         problems = []
         if not 0 < self.port < 65536:
             problems.append(f"port={self.port} must be between 1 and 65535")
-        for name in ("max_adapters", "max_in_flight", "max_body_bytes", "max_tokens_cap", "batch_size"):
+        for name in ("max_adapters", "max_in_flight", "max_body_bytes", "max_tokens_cap", "batch_size",
+                     "concurrent_jobs", "max_file_bytes"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         if self.batch_wait_ms < 0:

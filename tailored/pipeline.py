@@ -139,8 +139,13 @@ def train(
     eval_cfg: EvalConfig | None = None,
     run_cfg: RunConfig | None = None,
     quiet: bool = False,
+    on_event=None,
 ) -> Run:
-    """Fine-tune a base on `data`, keep the best weights, and compare base vs tuned on held-out rows."""
+    """Fine-tune a base on `data`, keep the best weights, and compare base vs tuned on held-out rows.
+
+    `on_event(dict)`, if given, hears progress as it happens: {"kind": "run", "path"} once the folder
+    is chosen, then {"kind": "train", ...} each step and {"kind": "valid", ...} each validation.
+    """
     train_cfg, data_cfg = train_cfg or TrainConfig(), data_cfg or DataConfig()
     eval_cfg, run_cfg = eval_cfg or EvalConfig(), run_cfg or RunConfig()
     ranks = distributed.start()  # under torchrun: this process's share of the job; otherwise alone
@@ -207,13 +212,15 @@ def train(
     if ranks.main:
         atomic.write_json(run_dir / "check.json", check_report)
     console.print(f"[bold]run[/bold] {run_dir}" + (f" ({ranks.world} processes)" if ranks.many else ""))
+    if on_event and ranks.main:
+        on_event({"kind": "run", "path": str(run_dir), "resumed": resumed})
 
     try:  # the lock marks the folder as running; a failure inside leaves FAILED; the index hears both
         with running(run_dir) if ranks.main else nullcontext():
             if ranks.main:
                 index.record(run_cfg.runs_dir, run_dir, strict=False)
             return _train_in(run_dir, model, tokenizer, base, prep, train_cfg, eval_cfg, run_cfg, check_report,
-                             parent, ranks, console)
+                             parent, ranks, console, on_event)
     finally:
         if ranks.main and not index.record(run_cfg.runs_dir, run_dir, strict=False):
             console.print(f"[yellow]warning[/yellow] the run index ({run_cfg.runs_dir}/index.sqlite) could not be "
@@ -221,7 +228,8 @@ def train(
 
 
 def _train_in(run_dir: Path, model, tokenizer, base, prep: Prepared, train_cfg: TrainConfig, eval_cfg: EvalConfig,
-              run_cfg: RunConfig, check_report: dict, parent: Path | None, ranks, console: Console) -> Run:
+              run_cfg: RunConfig, check_report: dict, parent: Path | None, ranks, console: Console,
+              on_event=None) -> Run:
     """Fit in the run folder, then finish it; the caller holds the folder's RUNNING lock."""
     classify = train_cfg.task == "classify"
     model = model if classify else lora.setup(model, train_cfg)
@@ -232,7 +240,7 @@ def _train_in(run_dir: Path, model, tokenizer, base, prep: Prepared, train_cfg: 
         lora.batching(tokenizer.pad_token_id, sharded=run_cfg.fsdp)
     if run_cfg.fsdp:
         model = distributed.shard(model)
-    with _progress(console) as hooks:
+    with _progress(console, on_event) as hooks:
         result = fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, **batching,
                      **(hooks if ranks.main else {}), checkpoint_dir=run_dir / "checkpoints", ranks=ranks)
     if run_cfg.fsdp:  # rank 0 saves and evaluates a whole, plain model with the best weights
@@ -302,8 +310,8 @@ def _print_plan(console, data, data_cfg, train_cfg, prep: Prepared, profile: dic
 
 
 @contextmanager
-def _progress(console: Console):
-    """A progress bar with ETA, fed by the loop's two report hooks."""
+def _progress(console: Console, on_event=None):
+    """A progress bar with ETA, fed by the loop's two report hooks, which also reach `on_event`."""
     with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
                   TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn(), TextColumn("ETA"),
                   TimeRemainingColumn(), console=console, transient=False) as progress:
@@ -311,9 +319,13 @@ def _progress(console: Console):
 
         def on_train(info: dict) -> None:
             progress.update(task, completed=info["step"], total=info["total_steps"], loss=f"{info['train_loss']:.3f}")
+            if on_event:
+                on_event({"kind": "train", **info})
 
         def on_val(info: dict) -> None:
             progress.update(task, valid=f"{info['valid_loss']:.3f}{' *' if info['improved'] else ''}")
+            if on_event:
+                on_event({"kind": "valid", **info})
 
         yield {"on_train_report": on_train, "on_val_report": on_val}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from tailored.data.encode import render_prompt, stop_token_ids
@@ -10,11 +12,14 @@ from tailored.device import autocast, device_of
 
 @torch.no_grad()
 def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = 16,
-                 bf16: bool = False, streamer=None, stopping_criteria=None) -> list[list[int]]:
+                 bf16: bool = False, streamer=None, stopping_criteria=None,
+                 sampling: dict | None = None) -> list[list[int]]:
     """Greedy new token ids for each rendered prompt in `texts`, in order (stop tokens kept).
 
     Prompts are sorted by length and left-padded so each batch wastes little compute on padding.
     `max_new_tokens` may differ per prompt: a batch runs to its longest and each row is cut to its own.
+    `sampling` ({"temperature", "top_p", "seed"}) samples instead; with a seed the same call gives
+    the same tokens, and the caller's random state is left as it was.
     """
     model.eval()
     device = device_of(model)
@@ -30,8 +35,12 @@ def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[
             idx = order[k : k + batch_size]
             enc = tokenizer([texts[i] for i in idx], add_special_tokens=False, padding=True, return_tensors="pt")
             enc = {n: t.to(device) for n, t in enc.items()}
-            with autocast(device, bf16):
-                result = model.generate(**enc, max_new_tokens=max(budgets[i] for i in idx), do_sample=False,
+            how = {"do_sample": False}
+            if sampling:
+                how = {"do_sample": True, "temperature": sampling["temperature"], "top_p": sampling.get("top_p", 1.0),
+                       "top_k": 0}
+            with autocast(device, bf16), _seeded(sampling and sampling.get("seed"), device):
+                result = model.generate(**enc, max_new_tokens=max(budgets[i] for i in idx), **how,
                                         eos_token_id=stop, pad_token_id=tokenizer.pad_token_id, use_cache=True,
                                         streamer=streamer, stopping_criteria=stopping_criteria)
             for i, row in zip(idx, result[:, enc["input_ids"].shape[1] :].tolist()):
@@ -41,6 +50,18 @@ def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[
     finally:
         tokenizer.padding_side = side
     return out
+
+
+@contextmanager
+def _seeded(seed: int | None, device):
+    """Draws from `seed` inside, and the global random state as it was outside."""
+    if seed is None:
+        yield
+        return
+    devices = [device] if getattr(device, "type", "cpu") == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 16,

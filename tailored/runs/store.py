@@ -65,6 +65,14 @@ def resolve_run(ref: str | Path, runs_dir: str | Path = "runs") -> Path:
 
 def resolve_run_how(ref: str | Path, runs_dir: str | Path = "runs") -> tuple[Path, str]:
     """`resolve_run`, plus how the folder was chosen, for commands to say which version they used."""
+    try:
+        return _resolve(ref, runs_dir)
+    except (OSError, ValueError):  # a name too long for the file system, or with a NUL byte: no such run
+        raise TailoredError(f"run '{str(ref)[:100]}' not found — pass a folder like runs/NAME/v1 or a name under "
+                            f"{runs_dir}/") from None
+
+
+def _resolve(ref: str | Path, runs_dir: str | Path) -> tuple[Path, str]:
     ref_path = Path(ref)
     candidates = [ref_path] if ref_path.exists() else []
     if not ref_path.is_absolute() and ".." not in ref_path.parts:
@@ -83,7 +91,7 @@ def resolve_run_how(ref: str | Path, runs_dir: str | Path = "runs") -> tuple[Pat
         done = [p for _, p in _versions(path) if (p / COMPLETE).exists()]
         if done:
             return done[-1], "its latest finished version (none is promoted to production)"
-    raise TailoredError(f"run '{ref}' not found — pass a folder like runs/NAME/v1 or a name under {runs_dir}/")
+    raise TailoredError(f"run '{str(ref)[:100]}' not found — pass a folder like runs/NAME/v1 or a name under {runs_dir}/")
 
 
 def versions(runs_dir: str | Path) -> list[Path]:

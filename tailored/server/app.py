@@ -12,12 +12,13 @@ from typing import Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from tailored.config import ServerConfig
 from tailored.data import tools
 from tailored.data.encode import render_prompt
+from tailored.server.errors import APIError, error_response as _error
 from tailored.server.pool import Job, Pool, UnknownModel
 
 MAX_STOP = 4
@@ -40,7 +41,9 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stop: str | list[str] | None = None
     n: int = 1
-    temperature: float | None = None  # accepted for compatibility; answers are greedy, as evaluated
+    temperature: float | None = Field(None, ge=0, le=2)  # 0 or absent: greedy, as evaluated
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
     tools: list[dict] | None = None  # rendered as training renders them (data/tools.py)
     tool_choice: str | dict | None = None  # accepted; the model decides, as it was trained to
 
@@ -52,26 +55,19 @@ class CompletionRequest(BaseModel):
     stream: bool = False
     stop: str | list[str] | None = None
     n: int = 1
-    temperature: float | None = None
-
-
-class APIError(Exception):
-    def __init__(self, status: int, message: str, kind: str, code: str | None = None, headers: dict | None = None):
-        self.status, self.message, self.kind, self.code, self.headers = status, message, kind, code, headers
-
-
-def _error(status: int, message: str, kind: str, code: str | None = None, headers: dict | None = None):
-    return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}}, status, headers)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
 class BodyLimit:
     """Refuse bodies over the limit with 413 before any parsing, whatever Content-Length claims."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, streamed: frozenset = frozenset()):
+        self.app, self.limit, self.streamed = app, limit, streamed  # streamed routes enforce a cap of their own
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.streamed:
             return await self.app(scope, receive, send)
         chunks, size, more = [], 0, True
         while more:
@@ -114,7 +110,7 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
 
     @app.exception_handler(APIError)
     async def api_error(_, e: APIError):
-        return _error(e.status, e.message, e.kind, e.code, e.headers)
+        return _error(e.status, e.message, e.kind, e.code, e.headers, e.param)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_, e: RequestValidationError):
@@ -135,8 +131,8 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
 
     def prepare(model: str, text_of, max_tokens: int | None, stop, n: int):
         if n != 1:
-            raise APIError(400, "n must be 1: answers are greedy, so more choices would be identical",
-                           "invalid_request_error")
+            raise APIError(400, "n must be 1: ask again (with another seed) for another choice",
+                           "invalid_request_error", param="n")
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         if len(stops) > MAX_STOP or any(len(s) > MAX_STOP_CHARS or not s for s in stops):
             raise APIError(400, f"stop: at most {MAX_STOP} non-empty sequences of {MAX_STOP_CHARS} characters",
@@ -192,8 +188,11 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         ident, created = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}", int(time.time())
         tokens: asyncio.Queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
+        sampling = {"temperature": req.temperature, "top_p": req.top_p or 1.0, "seed": req.seed} \
+            if req.temperature else None  # 0 or absent: greedy, the answer `load().generate()` gives
         job = Job(served, text, limit,
-                  on_token=(lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t)) if req.stream else None)
+                  on_token=(lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t)) if req.stream else None,
+                  sampling=sampling)
         future = pool.submit(job)
         # The slot frees when the worker is done with the job, however the client behaves meanwhile.
         future.add_done_callback(lambda _: release())
@@ -279,5 +278,9 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
     async def completions(req: CompletionRequest):
         return await respond(req, lambda served: req.prompt, False)
 
-    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
+    if cfg.jobs:
+        from tailored.server.fine_tuning import router, trainable_bases
+
+        app.include_router(router(pool.runs_dir, cfg, trainable_bases(pool.base_name), require_key))
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes, streamed=frozenset({("POST", "/v1/files")}))
     return app

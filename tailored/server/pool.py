@@ -17,6 +17,7 @@ from pathlib import Path
 from tailored.config import ServerConfig
 from tailored.device import choose_bf16, device_of
 from tailored.errors import TailoredError
+from tailored.fine_tuning import store
 from tailored.evaluation.generate import generate_ids
 from tailored.models import context_length, load_causal_lm, load_tokenizer, resolve_base
 from tailored.models.load import quiet_transformers
@@ -44,6 +45,7 @@ class Job:
     future: Future = field(default_factory=Future)
     on_token: object = None  # streaming: called with each new token id on the worker thread
     cancelled: threading.Event = field(default_factory=threading.Event)
+    sampling: dict | None = None  # {"temperature", "top_p", "seed"}; None is greedy, and batches with others
 
 
 class Pool:
@@ -61,6 +63,7 @@ class Pool:
         self.context = context_length(self.base)
         self.bf16 = choose_bf16(None, device_of(self.model))
         self.adapters: OrderedDict[str, Served] = OrderedDict()
+        self.fine_tuning = store.Jobs(self.runs_dir) if cfg.jobs else None  # `ft:` names
         self.jobs: queue.Queue[Job] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="tailored-generate", daemon=True)
         self._worker.start()
@@ -71,17 +74,24 @@ class Pool:
     def _folder(self, ref: str) -> Path:
         """A finished run folder inside runs_dir; nothing outside it is ever opened."""
         if not ref or Path(ref).is_absolute() or ".." in Path(ref).parts or "\\" in ref:
-            raise UnknownModel(f"model '{ref}' not found")
+            raise UnknownModel(f"model '{ref[:100]}' not found")
         try:
             path = resolve_run(ref, self.runs_dir).resolve()
         except TailoredError:
-            raise UnknownModel(f"model '{ref}' not found — GET /v1/models lists what this server has") from None
+            raise UnknownModel(f"model '{ref[:100]}' not found — GET /v1/models lists what this server has") from None
         if not path.is_relative_to(self.runs_dir):
-            raise UnknownModel(f"model '{ref}' not found")
+            raise UnknownModel(f"model '{ref[:100]}' not found")
         return path
 
+    def _fine_tuned(self, name: str) -> Path:
+        """The run behind a fine-tuning job's `ft:` model name."""
+        path = self.fine_tuning.model_run(name)
+        if path is None or not path.resolve().is_relative_to(self.runs_dir) or not (path / COMPLETE).exists():
+            raise UnknownModel(f"model '{name[:100]}' not found — GET /v1/models lists what this server has")
+        return path.resolve()
+
     def names(self) -> list[str]:
-        found = [self.base_name]
+        found = [self.base_name, *(self.fine_tuning.models() if self.fine_tuning else [])]
         for run in sorted(self.runs_dir.glob("*/v*/run.json")):
             if (run.parent / COMPLETE).exists() and (run.parent / "adapter").is_dir():
                 found.append(str(run.parent.relative_to(self.runs_dir)))
@@ -92,7 +102,7 @@ class Pool:
         """The base or a run's adapter for a request's `model`; loading the adapter happens on the worker."""
         if name in (self.base_name, "base"):
             return Served("", self.tokenizer)
-        path = self._folder(name)
+        path = self._fine_tuned(name) if name.startswith("ft:") and self.fine_tuning else self._folder(name)
         key = str(path.relative_to(self.runs_dir))
         if key in self.adapters:
             return self.adapters[key]
@@ -134,12 +144,14 @@ class Pool:
     def _batch(self, first: Job) -> list[Job]:
         """`first` plus queued jobs for the same model, waiting briefly so concurrent requests share a batch."""
         batch, deadline, later = [first], time.monotonic() + self.cfg.batch_wait_ms / 1000, []
-        while len(batch) < self.cfg.batch_size and first.on_token is None:
+        while len(batch) < self.cfg.batch_size and first.on_token is None and first.sampling is None:
             try:
                 job = self.jobs.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            same = job.served.key == first.served.key and job.on_token is None and job.max_tokens > 0
+            # a sampled job runs alone: its seed then decides its tokens, whatever else is asked meanwhile
+            same = job.served.key == first.served.key and job.on_token is None and job.max_tokens > 0 \
+                and job.sampling is None
             (batch if same else later).append(job)
         for job in later:
             self.jobs.put(job)
@@ -165,7 +177,7 @@ class Pool:
             else contextlib.nullcontext()
         with adapter_off:
             ids = generate_ids(self.model, served.tokenizer, [j.text for j in jobs], [j.max_tokens for j in jobs],
-                               len(jobs), self.bf16, streamer, stop)
+                               len(jobs), self.bf16, streamer, stop, jobs[0].sampling)
         for job, row in zip(jobs, ids):
             job.future.set_result(row)
 

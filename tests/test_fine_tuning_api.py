@@ -1,0 +1,247 @@
+"""OpenAI's files and fine-tuning jobs API on `tailor serve`, driven by the real `openai` client on a tiny base."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from safetensors.torch import load_file
+
+from tests.conftest import write_jsonl
+from tests.test_server import KEY, Server
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def rows(n: int, word: str = "yes") -> list[dict]:
+    return [{"messages": [{"role": "user", "content": f"question number {i} please"},
+                          {"role": "assistant", "content": word}]} for i in range(n)]
+
+
+def wait(client, job_id: str, until=FINAL, timeout: float = 300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in until:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout}s")
+
+
+def upload(client, path: Path) -> str:
+    with open(path, "rb") as f:
+        return client.files.create(file=f, purpose="fine-tune").id
+
+
+@pytest.fixture(scope="module")
+def live(tiny_base, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ftapi")
+    server = Server(folder / "runs", runs=(), base=str(tiny_base))
+    yield server, folder
+    server.app.state.runner.stop()
+    server.stop()
+
+
+def test_upload_train_poll_events_checkpoints_then_chat_with_the_ft_model(live):
+    server, folder = live
+    client = server.client()
+    data = write_jsonl(folder / "yes.jsonl", rows(40))
+    file_id = upload(client, data)
+    assert client.files.retrieve(file_id).bytes == data.stat().st_size
+    assert client.files.content(file_id).read() == data.read_bytes()
+    assert file_id in [f.id for f in client.files.list().data]
+    job = client.fine_tuning.jobs.create(
+        model=server.pool.base_name, training_file=file_id, suffix="yes", seed=3,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 5, "batch_size": 8,
+                                                                         "learning_rate_multiplier": 50}}})
+    assert job.status == "validating_files" and job.seed == 3
+    done = wait(client, job.id)
+    assert done.status == "succeeded", done.error
+    assert done.fine_tuned_model.startswith("ft:") and ":tailored:yes:" in done.fine_tuned_model
+    assert done.trained_tokens > 0 and done.finished_at >= done.created_at
+    events = client.fine_tuning.jobs.list_events(job.id, limit=1000).data
+    messages = [e.message for e in events]
+    assert "Files validated, moving job to queued state" in messages and "The job has successfully completed" in messages
+    assert any(e.type == "metrics" and "train_loss" in e.data for e in events)
+    steps = [e for e in events if e.type == "metrics" and "train_loss" in e.data]
+    # one metrics event per optimizer step (training may stop early, before total_steps)
+    assert sorted(e.data["step"] for e in steps) == list(range(1, len(steps) + 1))
+    checkpoint = client.fine_tuning.jobs.checkpoints.list(job.id).data[0]
+    assert checkpoint.fine_tuned_model_checkpoint.startswith(done.fine_tuned_model) and checkpoint.step_number > 0
+    results = client.files.content(done.result_files[0]).text.splitlines()
+    assert results[0] == "step,train_loss,train_mean_token_accuracy,valid_loss,valid_mean_token_accuracy"
+    assert len(results) - 1 == len(steps)
+    # the job is an ordinary run, and the server answers with its adapter at once
+    run_dir = Path(server.pool.fine_tuning.get(job.id)["run_dir"])
+    assert (run_dir / "COMPLETE").exists() and (run_dir / "report.html").exists()
+    assert done.fine_tuned_model in [m.id for m in client.models.list().data]
+    answer = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=5,
+                                            messages=[{"role": "user", "content": "question number 7 please"}])
+    assert answer.choices[0].message.content == "yes"
+    listed = client.fine_tuning.jobs.list(limit=10).data
+    assert listed[0].id == job.id
+
+
+def test_a_bad_file_fails_the_job_with_line_numbered_messages(live):
+    server, folder = live
+    client = server.client()
+    bad = folder / "bad.jsonl"
+    bad.write_text("".join(f'{{"messages": [{{"role": "user", "content": "q{i}"}}, {{"role": "assistant", '
+                           f'"content": "a"}}]}}\n' for i in range(12)) + '{"messages": [{"role": "user"}]}\nnot json\n')
+    job = client.fine_tuning.jobs.create(model=server.pool.base_name, training_file=upload(client, bad))
+    done = wait(client, job.id)
+    assert done.status == "failed" and done.error.code == "invalid_training_file"
+    assert "bad.jsonl:13:" in done.error.message and "bad.jsonl:14:" in done.error.message
+    assert str(server.pool.runs_dir) not in done.error.message  # the user's file name, not our storage path
+
+
+def test_refused_before_queueing_unknown_base_file_or_setting(live):
+    server, folder = live
+    client = server.client()
+    file_id = upload(client, write_jsonl(folder / "ok.jsonl", rows(20)))
+    for kwargs, where in (({"model": "/etc"}, "model"), ({"training_file": "file-nope"}, "training_file"),
+                          ({"hyperparameters": {"n_epochs": 0}}, "n_epochs"),
+                          ({"hyperparameters": {"warmup": 3}}, "warmup")):
+        args = {"model": server.pool.base_name, "training_file": file_id, **kwargs}
+        with pytest.raises(openai.BadRequestError) as e:
+            client.fine_tuning.jobs.create(**args)
+        assert where in str(e.value)
+
+
+def test_cancel_stops_a_running_job_and_its_process(live):
+    server, folder = live
+    client = server.client()
+    file_id = upload(client, write_jsonl(folder / "long.jsonl", rows(200)))
+    job = client.fine_tuning.jobs.create(model=server.pool.base_name, training_file=file_id,
+                                         hyperparameters={"n_epochs": 400, "batch_size": 2})
+    wait(client, job.id, until=("running",) + FINAL)
+    cancelled = client.fine_tuning.jobs.cancel(job.id)
+    assert cancelled.status == "cancelled"
+    deadline = time.monotonic() + 10
+    while server.app.state.runner.children and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not server.app.state.runner.children, "the training process outlived its cancelled job"
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+    with pytest.raises(openai.BadRequestError):
+        client.fine_tuning.jobs.cancel(job.id)
+
+
+def test_every_new_route_needs_the_key(live):
+    server, _ = live
+    routes = [("POST", "/v1/files"), ("GET", "/v1/files"), ("GET", "/v1/files/file-abc"),
+              ("DELETE", "/v1/files/file-abc"), ("GET", "/v1/files/file-abc/content"),
+              ("POST", "/v1/fine_tuning/jobs"), ("GET", "/v1/fine_tuning/jobs"),
+              ("GET", "/v1/fine_tuning/jobs/ftjob-abc"), ("POST", "/v1/fine_tuning/jobs/ftjob-abc/cancel"),
+              ("POST", "/v1/fine_tuning/jobs/ftjob-abc/pause"), ("POST", "/v1/fine_tuning/jobs/ftjob-abc/resume"),
+              ("GET", "/v1/fine_tuning/jobs/ftjob-abc/events"), ("GET", "/v1/fine_tuning/jobs/ftjob-abc/checkpoints")]
+    for method, path in routes:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            reply = httpx.request(method, server.url + path, headers=headers)
+            assert reply.status_code == 401, (method, path, reply.status_code)
+            assert reply.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_uploads_over_the_file_cap_get_413_and_leave_nothing(tiny_base, tmp_path):
+    server = Server(tmp_path / "runs", runs=(), base=str(tiny_base), max_file_bytes=10_000, jobs=True)
+    try:
+        client = server.client()
+        big = write_jsonl(tmp_path / "big.jsonl", rows(400))
+        with pytest.raises(openai.APIStatusError) as e:
+            upload(client, big)
+        assert e.value.status_code == 413
+        # a lying Content-Length does not get past the streamed count
+        body = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.jsonl\"\r\n\r\n" + b"x" * 20_000 \
+            + b"\r\n--b--\r\n"
+        reply = httpx.post(server.url + "/v1/files", content=iter([body]), headers={
+            "Authorization": f"Bearer {KEY}", "Content-Type": "multipart/form-data; boundary=b"})
+        assert reply.status_code == 413
+        assert client.files.list().data == []
+        small = write_jsonl(tmp_path / "small.jsonl", rows(3))
+        assert upload(client, small).startswith("file-")  # the body limit (1 MB) is not what caps files
+    finally:
+        server.app.state.runner.stop()
+        server.stop()
+
+
+def _serve(runs_dir: Path, base: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "TAILORED_API_KEY": KEY}
+    return subprocess.Popen([sys.executable, "-m", "tailored.cli", "serve", "--base", str(base), "--runs-dir",
+                             str(runs_dir), "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def _client(port: int) -> openai.OpenAI:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0, timeout=60)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("server did not start")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _weights(run_dir: str) -> dict:
+    return load_file(Path(run_dir) / "adapter" / "adapter_model.safetensors")
+
+
+def test_a_server_killed_mid_job_resumes_it_to_the_same_weights(tiny_base, tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", rows(120, "no"))
+    settings = {"n_epochs": 6, "batch_size": 4}
+    port = _port()
+    server = _serve(tmp_path / "runs", tiny_base, port)
+    try:
+        client = _client(port)
+        file_id = upload(client, data)
+        killed = client.fine_tuning.jobs.create(model=str(tiny_base), training_file=file_id, hyperparameters=settings)
+        # past the first epoch's checkpoint, and not finished: kill the server (and with it, its trainer)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(killed.id, limit=5).data
+                     if e.type == "metrics"]
+            if steps and steps[0] >= 45:
+                break
+            time.sleep(0.05)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    finally:
+        server.kill()
+    from tailored.fine_tuning.store import Jobs
+    from tailored.runs.store import status
+
+    row = Jobs(tmp_path / "runs").get(killed.id)
+    assert row["status"] == "running" and row["run_dir"]
+    time.sleep(1)  # the kernel's parent-death signal reaches the trainer
+    assert status(Path(row["run_dir"])) == "interrupted", "the trainer outlived the server"
+    assert not (Path(row["run_dir"]) / "COMPLETE").exists()
+
+    server = _serve(tmp_path / "runs", tiny_base, port)
+    try:
+        client = _client(port)
+        done = wait(client, killed.id)
+        assert done.status == "succeeded", done.error
+        messages = [e.message for e in client.fine_tuning.jobs.list_events(killed.id, limit=1000).data]
+        assert any(m.startswith("Resumed training in") for m in messages)
+        fresh = client.fine_tuning.jobs.create(model=str(tiny_base), training_file=file_id, hyperparameters=settings)
+        assert wait(client, fresh.id).status == "succeeded"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    jobs = Jobs(tmp_path / "runs")
+    resumed, uninterrupted = _weights(jobs.get(killed.id)["run_dir"]), _weights(jobs.get(fresh.id)["run_dir"])
+    assert resumed.keys() == uninterrupted.keys()
+    assert all((resumed[k] == uninterrupted[k]).all() for k in resumed)
