@@ -134,6 +134,33 @@ def test_cancel_stops_a_running_job_and_its_process(live):
         client.fine_tuning.jobs.cancel(job.id)
 
 
+def test_pause_stops_the_process_and_resume_continues_the_same_run(live):
+    server, folder = live
+    client = server.client()
+    file_id = upload(client, write_jsonl(folder / "paused.jsonl", rows(120, "ok")))
+    job = client.fine_tuning.jobs.create(model=server.pool.base_name, training_file=file_id,
+                                         hyperparameters={"n_epochs": 4, "batch_size": 4})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # paused after the first epoch's checkpoint
+        steps = [e.data["step"] for e in client.fine_tuning.jobs.list_events(job.id, limit=3).data if e.type == "metrics"]
+        if steps and steps[0] >= 30:
+            break
+        time.sleep(0.05)
+    assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+    deadline = time.monotonic() + 10
+    while server.app.state.runner.children and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not server.app.state.runner.children
+    run_dir = Path(server.pool.fine_tuning.get(job.id)["run_dir"])
+    assert not (run_dir / "COMPLETE").exists()
+    assert client.fine_tuning.jobs.resume(job.id).status == "queued"
+    done = wait(client, job.id)
+    assert done.status == "succeeded", done.error
+    assert Path(server.pool.fine_tuning.get(job.id)["run_dir"]) == run_dir  # continued, not started over
+    messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=1000).data]
+    assert f"Resumed training in {run_dir}" in messages
+
+
 def test_every_new_route_needs_the_key(live):
     server, _ = live
     routes = [("POST", "/v1/files"), ("GET", "/v1/files"), ("GET", "/v1/files/file-abc"),
@@ -245,3 +272,41 @@ def test_a_server_killed_mid_job_resumes_it_to_the_same_weights(tiny_base, tmp_p
     resumed, uninterrupted = _weights(jobs.get(killed.id)["run_dir"]), _weights(jobs.get(fresh.id)["run_dir"])
     assert resumed.keys() == uninterrupted.keys()
     assert all((resumed[k] == uninterrupted[k]).all() for k in resumed)
+
+
+@pytest.fixture
+def wide_server(tmp_path):
+    """The tiny Llama with a 2,048-token context: the bundled example's rows are longer than 256 of its tokens."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tests.conftest import build_tokenizer
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True, eos_token_id=tok.eos_token_id, bos_token_id=None,
+                         initializer_range=0.3)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    server = Server(tmp_path / "runs", runs=(), base=str(tmp_path / "base"))
+    yield server
+    server.app.state.runner.stop()
+    server.stop()
+
+
+def test_the_readme_openai_snippet_runs_as_written(wide_server, monkeypatch, capsys):
+    """The README's snippet, with only base_url (this test's port) and the base (a tiny one) changed."""
+    server = wide_server
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    snippet = readme.split("<!-- openai-fine-tuning -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert 'base_url="http://127.0.0.1:8000/v1", api_key="KEY"' in snippet and 'model="smollm2-135m"' in snippet
+    snippet = snippet.replace("http://127.0.0.1:8000/v1", server.url + "/v1").replace('api_key="KEY"', f'api_key="{KEY}"')
+    snippet = snippet.replace('model="smollm2-135m"', f'model={server.pool.base_name!r}').replace("time.sleep(5)",
+                                                                                                 "time.sleep(0.2)")
+    monkeypatch.chdir(root)  # the snippet names the bundled example by its path in the repository
+    exec(compile(snippet, "README.md", "exec"), {})
+    status, model = capsys.readouterr().out.splitlines()[0].split()[:2]
+    assert status == "succeeded" and model.startswith("ft:") and ":tailored:support:" in model

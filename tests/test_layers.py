@@ -1,4 +1,4 @@
-"""Imports run downward: data → models → training → evaluation → runs → pipeline → CLI/server.
+"""Imports run downward: data → models → training → evaluation → runs → pipeline → fine_tuning → CLI/server.
 
 Evaluation, the server, `load` and export never reach into training: what they share with it (device
 facts, plain scoring) lives below both. Function-level imports count too.
@@ -23,7 +23,8 @@ ALLOWED = {
     "runs": {"data"},
     "maintain": {"data", "models", "evaluation", "runs", "tuned"},
     "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned", "maintain"},
-    "server": {"data", "models", "evaluation", "runs"},
+    "fine_tuning": {"pipeline"},  # jobs are runs trained through `train`; the server is above them
+    "server": {"data", "models", "evaluation", "runs", "fine_tuning"},
     "cli": {"pipeline", "tuned", "export", "server", "data", "training", "runs"},  # training.distributed: the launch
     "__init__": {"pipeline", "tuned", "server"},
 }

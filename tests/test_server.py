@@ -257,3 +257,75 @@ def test_tools_round_trip_through_the_openai_client(tiny_base, tmp_path):
             client.chat.completions.create(tools=[weather], stream=True, **asked)
     finally:
         s.stop()
+
+
+def test_sampling_follows_temperature_top_p_and_seed(server):
+    client = server.client()
+    base = server.pool.base_name  # the random tiny base spreads its probability: samples differ by seed
+
+    def sample(**kw):
+        return ask(client, base, max_tokens=24, **kw).choices[0].message.content
+
+    first, again = sample(temperature=0.9, seed=1), sample(temperature=0.9, seed=1)
+    assert first == again
+    others = {sample(temperature=0.9, seed=s) for s in (2, 3, 4)}
+    assert others - {first}, "a different seed gave the same text every time"
+    greedy = sample()
+    assert sample(temperature=0) == greedy and sample(temperature=0, seed=5) == greedy
+    assert sample(temperature=0.9, top_p=1e-6, seed=7) == greedy  # top_p that keeps one token is greedy
+    tuned = tailored.load("yes", runs_dir=server.pool.runs_dir)
+    assert ask(client, "yes", max_tokens=5).choices[0].message.content == \
+        tuned.generate("question number 7 please", max_new_tokens=5)
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        sample(temperature=3)
+
+
+def test_no_input_gives_a_5xx_on_any_route(server):
+    """Junk names, ids and bodies, of any length or bytes, get a 4xx everywhere (once: a 5,000-char name gave 500)."""
+    from urllib.parse import quote
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    headers = {"Authorization": f"Bearer {KEY}"}
+    text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40) | \
+        st.sampled_from(["x" * 5000, "../" * 300, "yes/" + "v" * 300, "ft:" + "a" * 4000, "\x00", "runs/yes/v1"])
+    junk = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text,
+                        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+                        max_leaves=8)
+    bodies = st.fixed_dictionaries({}, optional={
+        "model": text | junk, "messages": junk | st.lists(st.fixed_dictionaries({"role": text, "content": text}),
+                                                          max_size=2),
+        "prompt": text | junk, "max_tokens": junk, "temperature": junk, "top_p": junk, "seed": junk, "n": junk,
+        "training_file": text | junk, "validation_file": junk, "hyperparameters": junk, "method": junk,
+        "suffix": junk, "stop": junk, "stream": junk, "tools": junk})
+    # well-formed requests whose names are junk reach the run lookup, where the 500 was
+    named = st.fixed_dictionaries({"model": text, "messages": st.just([{"role": "user", "content": "hi"}]),
+                                   "prompt": st.just("hi"), "max_tokens": st.just(2), "training_file": text,
+                                   "validation_file": text | st.none()})
+    bodies = bodies | named
+    routes = [("POST", "/v1/chat/completions"), ("POST", "/v1/completions"), ("POST", "/v1/fine_tuning/jobs"),
+              ("GET", "/v1/fine_tuning/jobs/{}"), ("POST", "/v1/fine_tuning/jobs/{}/cancel"),
+              ("GET", "/v1/fine_tuning/jobs/{}/events"), ("GET", "/v1/files/{}"), ("DELETE", "/v1/files/{}"),
+              ("GET", "/v1/files/{}/content"), ("POST", "/v1/files"), ("GET", "/v1/models")]
+    with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(route=st.sampled_from(routes), ident=text, body=bodies, raw=st.binary(max_size=64))
+        def probe(route, ident, body, raw):
+            method, path = route
+            path = path.format(quote(ident, safe="") or "x")  # any bytes, percent-encoded as a client sends them
+            if body.get("max_tokens") is not None:
+                body["max_tokens"] = 2 if body["max_tokens"] is True else body["max_tokens"]
+            reply = http.request(method, path, json=body) if raw[:1] != b"\x00" else \
+                http.request(method, path, content=raw, headers={"Content-Type": "application/json"})
+            assert reply.status_code < 500, (method, path, body, reply.status_code, reply.text[:300])
+
+        probe()
+
+
+def test_listening_beyond_loopback_without_a_key_is_refused(monkeypatch, tmp_path):
+    from tailored.errors import TailoredError
+    from tailored.server import serve
+
+    monkeypatch.delenv("TAILORED_API_KEY", raising=False)
+    with pytest.raises(TailoredError, match="allow-unauthenticated-network"):
+        serve(cfg=ServerConfig(host="0.0.0.0", runs_dir=str(tmp_path)))  # refused before any model loads

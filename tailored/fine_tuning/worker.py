@@ -66,7 +66,7 @@ def run(runs_dir: Path, job_id: str) -> int:
     job = jobs.get(job_id)
     if job is None or not jobs.update(job_id, only_if=("queued", "running"), status="running"):
         return 0  # cancelled or paused before this process started
-    import tailored
+    from tailored.pipeline import train
 
     last = {"at": time.monotonic(), "step": None}
 
@@ -90,8 +90,8 @@ def run(runs_dir: Path, job_id: str) -> int:
 
     try:
         train_cfg, data_cfg, run_cfg = configs(job, runs_dir)
-        result = tailored.train(str(store.file_path(runs_dir, job["training_file"])), train_cfg, data_cfg,
-                                EvalConfig(), run_cfg, quiet=True, on_event=on_event)
+        result = train(str(store.file_path(runs_dir, job["training_file"])), train_cfg, data_cfg,
+                       EvalConfig(), run_cfg, quiet=True, on_event=on_event)
     except (TailoredError, SettingsError) as e:
         return fail(jobs, job_id, "training_failed", str(e))
     except Exception as e:  # noqa: BLE001 - the job fails with the reason; the runner lives on

@@ -279,8 +279,8 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         return await respond(req, lambda served: req.prompt, False)
 
     if cfg.jobs:
-        from tailored.server.fine_tuning import router, trainable_bases
+        from tailored.server.fine_tuning import add_routes, trainable_bases
 
-        app.include_router(router(pool.runs_dir, cfg, trainable_bases(pool.base_name), require_key))
+        add_routes(app, pool.runs_dir, cfg, trainable_bases(pool.base_name), require_key)
     app.add_middleware(BodyLimit, limit=cfg.max_body_bytes, streamed=frozenset({("POST", "/v1/files")}))
     return app

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
@@ -58,9 +58,15 @@ def _page(items: list[dict], after: str | None, limit: int) -> dict:
     return {"object": "list", "data": items[:limit], "has_more": len(items) > limit}
 
 
-def router(runs_dir: Path, cfg: ServerConfig, bases: list[str], require_key) -> APIRouter:
+def add_routes(app: FastAPI, runs_dir: Path, cfg: ServerConfig, bases: list[str], require_key) -> None:
     """The routes, all behind the server's key; `bases` are the `model` names a job may start from."""
-    api = APIRouter(dependencies=[Depends(require_key)])
+    keyed = [Depends(require_key)]
+
+    class api:  # the app's own decorators, each with the key check (routes stay plain routes of the app)
+        post = staticmethod(lambda path: app.post(path, dependencies=keyed))
+        get = staticmethod(lambda path: app.get(path, dependencies=keyed))
+        delete = staticmethod(lambda path: app.delete(path, dependencies=keyed))
+
     jobs = store.Jobs(runs_dir)
 
     def found_job(job_id: str) -> dict:
@@ -218,8 +224,6 @@ def router(runs_dir: Path, cfg: ServerConfig, bases: list[str], require_key) -> 
                           "fine_tuned_model_checkpoint": f"{model_name(job)}:ckpt-step-{step}",
                           "metrics": {"step": step, **json.loads(job["best_metrics"] or "{}")}})
         return _page(found, after, limit)
-
-    return api
 
 
 def trainable_bases(served_base: str) -> list[str]:
