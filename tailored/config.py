@@ -287,6 +287,8 @@ class ServerConfig:
                        default=True)
     concurrent_jobs: int = _help("Fine-tuning jobs trained at once; more wait in the queue. On a few CPU cores, "
                                  "two trainings slow each other badly.", default=1)
+    job_threads: int | None = _help("CPU threads each training process uses. Default: all cores but one, so the "
+                                    "server keeps a core to answer requests while a job trains.", default=None)
     max_file_bytes: int = _help("Largest file accepted by POST /v1/files; the upload streams to disk.",
                                 default=512_000_000)
     allow_unauthenticated_network: bool = _help("Serve beyond this machine (a --host other than loopback) without an API key: "
@@ -298,8 +300,8 @@ class ServerConfig:
         if not 0 < self.port < 65536:
             problems.append(f"port={self.port} must be between 1 and 65535")
         for name in ("max_adapters", "max_in_flight", "max_body_bytes", "max_tokens_cap", "batch_size",
-                     "concurrent_jobs", "max_file_bytes"):
-            if getattr(self, name) < 1:
+                     "concurrent_jobs", "max_file_bytes", "job_threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
         if self.batch_wait_ms < 0:
             problems.append(f"batch_wait_ms={self.batch_wait_ms} must be 0 or more")

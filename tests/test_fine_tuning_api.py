@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -46,7 +47,6 @@ def live(tiny_base, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ftapi")
     server = Server(folder / "runs", runs=(), base=str(tiny_base))
     yield server, folder
-    server.app.state.runner.stop()
     server.stop()
 
 
@@ -161,6 +161,27 @@ def test_pause_stops_the_process_and_resume_continues_the_same_run(live):
     assert f"Resumed training in {run_dir}" in messages
 
 
+def test_a_dpo_job_on_openai_preference_rows(live):
+    server, folder = live
+    client = server.client()
+    data = write_jsonl(folder / "prefs.jsonl", [
+        {"input": {"messages": [{"role": "user", "content": f"question number {i} please"}]},
+         "preferred_output": [{"role": "assistant", "content": "yes"}],
+         "non_preferred_output": [{"role": "assistant", "content": "no"}]} for i in range(40)])
+    job = client.fine_tuning.jobs.create(model=server.pool.base_name, training_file=upload(client, data),
+                                         method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.5,
+                                                                                            "n_epochs": 2}}})
+    assert job.method.type == "dpo" and job.method.dpo.hyperparameters.beta == 0.5
+    done = wait(client, job.id)
+    assert done.status == "succeeded", done.error
+    run_dir = Path(server.pool.fine_tuning.get(job.id)["run_dir"])
+    saved = json.loads((run_dir / "config.json").read_text())["train"]
+    assert saved["method"] == "dpo" and saved["beta"] == 0.5 and saved["epochs"] == 2
+    with pytest.raises(openai.BadRequestError, match="beta"):  # beta is DPO's alone
+        client.fine_tuning.jobs.create(model=server.pool.base_name, training_file=done.training_file,
+                                       hyperparameters={"beta": 0.5})
+
+
 def test_every_new_route_needs_the_key(live):
     server, _ = live
     routes = [("POST", "/v1/files"), ("GET", "/v1/files"), ("GET", "/v1/files/file-abc"),
@@ -194,7 +215,6 @@ def test_uploads_over_the_file_cap_get_413_and_leave_nothing(tiny_base, tmp_path
         small = write_jsonl(tmp_path / "small.jsonl", rows(3))
         assert upload(client, small).startswith("file-")  # the body limit (1 MB) is not what caps files
     finally:
-        server.app.state.runner.stop()
         server.stop()
 
 
@@ -292,7 +312,6 @@ def wide_server(tmp_path):
     tok.save_pretrained(tmp_path / "base")
     server = Server(tmp_path / "runs", runs=(), base=str(tmp_path / "base"))
     yield server
-    server.app.state.runner.stop()
     server.stop()
 
 

@@ -24,7 +24,7 @@ ALLOWED = {
     "maintain": {"data", "models", "evaluation", "runs", "tuned"},
     "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned", "maintain"},
     "fine_tuning": {"pipeline"},  # jobs are runs trained through `train`; the server is above them
-    "server": {"data", "models", "evaluation", "runs", "fine_tuning"},
+    "server": {"data", "models", "evaluation", "runs", "tuned", "fine_tuning"},
     "cli": {"pipeline", "tuned", "export", "server", "data", "training", "runs"},  # training.distributed: the launch
     "__init__": {"pipeline", "tuned", "server"},
 }

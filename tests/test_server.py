@@ -54,6 +54,8 @@ class Server:
     def stop(self):
         self.server.should_exit = True
         self.thread.join(10)
+        if getattr(self.app.state, "runner", None):  # the fine-tuning job runner and any training process
+            self.app.state.runner.stop()
 
 
 @pytest.fixture(scope="module")
@@ -329,3 +331,33 @@ def test_listening_beyond_loopback_without_a_key_is_refused(monkeypatch, tmp_pat
     monkeypatch.delenv("TAILORED_API_KEY", raising=False)
     with pytest.raises(TailoredError, match="allow-unauthenticated-network"):
         serve(cfg=ServerConfig(host="0.0.0.0", runs_dir=str(tmp_path)))  # refused before any model loads
+
+
+def test_full_fine_tunes_and_classifiers_are_served_too(tiny_base, tiny_encoder, tmp_path):
+    from tests.test_methods import keyword_csv
+
+    runs = str(tmp_path / "runs")
+    data = write_jsonl(tmp_path / "full.jsonl", [{"prompt": f"question number {i} please", "completion": "no"}
+                                                 for i in range(40)])
+    tailored.train(data, TrainConfig(base=str(tiny_base), method="full", epochs=5, learning_rate=1e-3, batch_size=8),
+                   DataConfig(guard=0), EvalConfig(), RunConfig(runs_dir=runs, evaluate=False), quiet=True)
+    tailored.train(keyword_csv(tmp_path / "kw.csv", 60), TrainConfig(task="classify", base=str(tiny_encoder), epochs=8,
+                                                                    learning_rate=3e-3, batch_size=8),
+                   run_cfg=RunConfig(runs_dir=runs, evaluate=False), quiet=True)
+    s = Server(runs, runs=(), base=str(tiny_base))
+    try:
+        client = s.client()
+        assert {"full", "full/v1", "kw", "kw/v1"} <= {m.id for m in client.models.list().data}
+        tuned = tailored.load("full", runs_dir=runs)
+        assert ask(client, "full").choices[0].message.content == \
+            tuned.generate("question number 7 please", max_new_tokens=5) == "no"
+        classifier = tailored.load("kw", runs_dir=runs)
+        for text in ("hello 78 the answer is no please", "hello 77 the answer is yes please"):
+            label = ask(client, "kw", text=text).choices[0].message.content
+            assert label == classifier.generate(text) and label in ("positive", "negative")
+        assert client.completions.create(model="kw", prompt="hello 77 the answer is yes please").choices[0].text \
+            == classifier.generate("hello 77 the answer is yes please")
+        with pytest.raises(openai.BadRequestError, match="stream"):
+            ask(client, "kw", stream=True)
+    finally:
+        s.stop()

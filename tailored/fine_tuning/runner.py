@@ -29,8 +29,11 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class Runner:
-    def __init__(self, runs_dir: str | Path, concurrent: int = 1, poll_s: float = 0.2, log: Path | None = None):
+    def __init__(self, runs_dir: str | Path, concurrent: int = 1, poll_s: float = 0.2, log: Path | None = None,
+                 threads: int | None = None):
         self.runs_dir = Path(runs_dir).resolve()
+        # a trainer on every core would triple chat latency on 2 cores; one core stays the server's
+        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
         self.jobs = store.Jobs(self.runs_dir)
         self.concurrent, self.poll_s = concurrent, poll_s
         self.children: dict[str, subprocess.Popen] = {}
@@ -84,7 +87,8 @@ class Runner:
         with open(self.log, "a") as log:
             self.children[job_id] = subprocess.Popen(
                 [sys.executable, "-m", "tailored.fine_tuning.worker", str(self.runs_dir), job_id],
-                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, env=os.environ.copy())
+                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                env={**os.environ, "OMP_NUM_THREADS": str(self.threads)})
 
     def _validate(self, job: dict) -> None:
         """`tailor check` on the job's files: any error fails the job with the file:line messages."""

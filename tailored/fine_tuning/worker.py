@@ -36,7 +36,8 @@ def model_name(job: dict) -> str:
 def configs(job: dict, runs_dir: Path) -> tuple[TrainConfig, DataConfig, RunConfig]:
     """The job's settings as ours: OpenAI's hyperparameter names, `"auto"` meaning tailored chooses."""
     problems: list[str] = []
-    hyper = openai_names(json.loads(job["hyperparameters"]), "hyperparameters", problems)
+    chosen = {k: v for k, v in json.loads(job["hyperparameters"]).items() if v != "auto"}  # auto: tailored chooses
+    hyper = openai_names(chosen, "hyperparameters", problems)
     if problems:
         raise SettingsError("; ".join(problems))
     method = json.loads(job["method"])

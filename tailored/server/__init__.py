@@ -22,7 +22,7 @@ def build(runs: list[str] | None = None, cfg: ServerConfig | None = None):
     if cfg.jobs:  # the queue persists in the runs folder: jobs a killed server left running resume here
         from tailored.fine_tuning.runner import Runner
 
-        app.state.runner = Runner(cfg.runs_dir, cfg.concurrent_jobs).start()
+        app.state.runner = Runner(cfg.runs_dir, cfg.concurrent_jobs, threads=cfg.job_threads).start()
     return app, pool
 
 

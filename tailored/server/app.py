@@ -143,14 +143,15 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
             raise APIError(404, str(e), "invalid_request_error", "model_not_found") from None
         text = text_of(served)
         prompt_tokens = len(served.tokenizer(text, add_special_tokens=False)["input_ids"])
-        room = pool.context - prompt_tokens
+        context = served.context or pool.context
+        room = context - prompt_tokens
         wanted = min(256, room, cfg.max_tokens_cap) if max_tokens is None else max_tokens
         if max_tokens is not None and max_tokens > cfg.max_tokens_cap:
             raise APIError(400, f"max_tokens {max_tokens} is over this server's cap of {cfg.max_tokens_cap}",
                            "invalid_request_error")
         if room < 1 or wanted > room:
             raise APIError(400, f"the prompt is {prompt_tokens} tokens and max_tokens {wanted}; together they "
-                           f"exceed the model's context of {pool.context} tokens — shorten the prompt or lower "
+                           f"exceed the model's context of {context} tokens — shorten the prompt or lower "
                            "max_tokens", "invalid_request_error", "context_length_exceeded")
         return served, text, prompt_tokens, wanted, stops
 
@@ -171,6 +172,10 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
             raise APIError(400, "streaming with tools is not supported yet; ask without stream", "invalid_request_error")
 
         def text_of(served):
+            if served.kind == "classify":  # a classifier reads the text it labels: the last user turn
+                if req.stream:
+                    raise APIError(400, "a classifier answers with one label: ask without stream", param="stream")
+                return next((m.content or "" for m in reversed(req.messages) if m.role == "user"), "")
             messages = [m.model_dump(exclude_none=True) for m in req.messages]
             if served.system_prompt and messages[0]["role"] != "system":  # asked the way it was trained
                 messages = [{"role": "system", "content": served.system_prompt}, *messages]
@@ -206,7 +211,10 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         except asyncio.CancelledError:
             job.cancelled.set()  # the client went away before its turn: skip the work
             raise
-        content, reason, _ = finish(served, ids, stops, limit)
+        if isinstance(ids, str):  # a classifier's label: one piece, no tokens generated
+            content, reason, ids = ids, "stop", [ids]
+        else:
+            content, reason, _ = finish(served, ids, stops, limit)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(ids), "total_tokens": prompt_tokens + len(ids)}
         choice = {"index": 0, "finish_reason": reason, "logprobs": None}
         message = {"role": "assistant", "content": content}

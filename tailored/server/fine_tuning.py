@@ -159,7 +159,7 @@ def add_routes(app: FastAPI, runs_dir: Path, cfg: ServerConfig, bases: list[str]
             raise APIError(400, f"hyperparameters: unknown for {kind}: {', '.join(sorted(unknown))} (known: "
                                 f"{', '.join(sorted(HYPERPARAMETERS[kind]))})", param="hyperparameters")
         problems: list[str] = []
-        ours = openai_names(hyper, "hyperparameters", problems)
+        ours = openai_names({k: v for k, v in hyper.items() if v != "auto"}, "hyperparameters", problems)
         try:
             if problems:
                 raise SettingsError("; ".join(problems))

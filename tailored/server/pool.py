@@ -22,6 +22,9 @@ from tailored.evaluation.generate import generate_ids
 from tailored.models import context_length, load_causal_lm, load_tokenizer, resolve_base
 from tailored.models.load import quiet_transformers
 from tailored.runs import COMPLETE, read_json, resolve_run
+from tailored.tuned import Tuned
+
+WEIGHTS = ("adapter", "model", "classifier")  # a LoRA run, a full fine-tune, a classifier
 
 
 class UnknownModel(TailoredError):
@@ -35,6 +38,8 @@ class Served:
     key: str  # "" for the base, else the run folder relative to runs_dir, e.g. "support/v2"
     tokenizer: object
     system_prompt: str | None = None
+    kind: str = "lora"  # or "full" (a whole fine-tuned model) or "classify" (answers with a label)
+    context: int | None = None  # a whole model's own context; None: the base's
 
 
 @dataclass
@@ -63,6 +68,7 @@ class Pool:
         self.context = context_length(self.base)
         self.bf16 = choose_bf16(None, device_of(self.model))
         self.adapters: OrderedDict[str, Served] = OrderedDict()
+        self.whole: OrderedDict[str, tuple[Served, Tuned]] = OrderedDict()  # full and classifier runs, by LRU
         self.fine_tuning = store.Jobs(self.runs_dir) if cfg.jobs else None  # `ft:` names
         self.jobs: queue.Queue[Job] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="tailored-generate", daemon=True)
@@ -93,7 +99,7 @@ class Pool:
     def names(self) -> list[str]:
         found = [self.base_name, *(self.fine_tuning.models() if self.fine_tuning else [])]
         for run in sorted(self.runs_dir.glob("*/v*/run.json")):
-            if (run.parent / COMPLETE).exists() and (run.parent / "adapter").is_dir():
+            if (run.parent / COMPLETE).exists() and any((run.parent / d).is_dir() for d in WEIGHTS):
                 found.append(str(run.parent.relative_to(self.runs_dir)))
                 found.append(run.parent.parent.name)
         return list(dict.fromkeys(found))
@@ -106,9 +112,14 @@ class Pool:
         key = str(path.relative_to(self.runs_dir))
         if key in self.adapters:
             return self.adapters[key]
+        if key in self.whole:
+            return self.whole[key][0]
         lineage = read_json(path / "run.json")
-        if not (path / "adapter").is_dir():
-            raise UnknownModel(f"model '{name}' is not a LoRA run; serve it with `tailor predict` or export it")
+        if not (path / "adapter").is_dir():  # a whole model of its own, whatever its base
+            kind = "classify" if (path / "classifier").is_dir() else "full"
+            base = resolve_base(lineage["base"]["name"])
+            return Served(key, load_tokenizer(base, path / ("classifier" if kind == "classify" else "tokenizer")),
+                          lineage["task"].get("system_prompt"), kind, context_length(base))
         if lineage["base"]["name"] != self.base_name:
             raise UnknownModel(f"model '{name}' was trained on base {lineage['base']['name']}; this server "
                                f"serves {self.base_name}")
@@ -126,6 +137,13 @@ class Pool:
         from peft import PeftModel
 
         if not served.key:
+            return
+        if served.kind != "lora":
+            if served.key not in self.whole:
+                self.whole[served.key] = (served, Tuned(self.runs_dir / served.key))
+                while len(self.whole) > self.cfg.max_adapters:
+                    self.whole.popitem(last=False)
+            self.whole.move_to_end(served.key)
             return
         if served.key not in self.adapters:
             path = str(self.runs_dir / served.key / "adapter")
@@ -173,10 +191,16 @@ class Pool:
                     return job.cancelled.is_set()
 
             stop = StoppingCriteriaList([Cancelled()])
+        if served.kind == "classify":  # a label per text, in one piece
+            tuned = self.whole[served.key][1]
+            for job, label in zip(jobs, tuned.generate([j.text for j in jobs], batch_size=len(jobs))):
+                job.future.set_result(label)
+            return
+        model = self.whole[served.key][1].model if served.kind == "full" else self.model
         adapter_off = self.model.disable_adapter() if not served.key and hasattr(self.model, "peft_config") \
             else contextlib.nullcontext()
         with adapter_off:
-            ids = generate_ids(self.model, served.tokenizer, [j.text for j in jobs], [j.max_tokens for j in jobs],
+            ids = generate_ids(model, served.tokenizer, [j.text for j in jobs], [j.max_tokens for j in jobs],
                                len(jobs), self.bf16, streamer, stop, jobs[0].sampling)
         for job, row in zip(jobs, ids):
             job.future.set_result(row)
