@@ -353,9 +353,10 @@ def runs_promote(ctx: typer.Context, ref: str = typer.Argument(..., help="NAME/v
                  tag: str = typer.Option("production", help="The tag to point at it.")) -> None:
     """Point a tag (production by default) at a finished version; bare names then resolve to it."""
     from tailored.runs.manage import promote
+    from tailored.runs.store import version_ref
 
     path, previous = promote(ref, ctx.obj, tag)
-    typer.echo(f"{path.parent.name}/{path.name} is now {tag}" + (f" (was v{previous})" if previous else ""))
+    typer.echo(f"{version_ref(path)} is now {tag}" + (f" (was v{previous})" if previous else ""))
 
 
 @runs_app.command("rm")

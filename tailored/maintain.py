@@ -21,11 +21,7 @@ from tailored.evaluation import review
 from tailored.evaluation.compare import Comparison, answer_budget, score
 from tailored.evaluation.metrics import PRIMARY, task_kind
 from tailored.runs.diff import data_diff, row_key, training_examples
-from tailored.runs.store import read_json, resolve_run_how
-
-
-def parent_ref(run_dir: Path) -> str:
-    return f"{run_dir.parent.name}/{run_dir.name}"
+from tailored.runs.store import read_json, resolve_run_how, version_ref as parent_ref
 
 
 def inherit(run_cfg: RunConfig, train_cfg: TrainConfig) -> tuple[Path, TrainConfig, str]:

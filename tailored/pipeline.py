@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tailored import atomic, maintain
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
@@ -27,8 +26,9 @@ from tailored.errors import TailoredError
 from tailored.evaluation import general, preference, report as html_report
 from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
 from tailored.evaluation.evidence import gather, print_evidence
+from tailored.progress import print_plan, progress_hooks
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
-from tailored.runs import COMPLETE, index, read_json
+from tailored.runs import COMPLETE, index, read_json, resolve_run
 from tailored.runs.card import write_card
 from tailored.runs.record import saved_run, settings, start_run
 from tailored.runs.store import running
@@ -115,7 +115,7 @@ def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smo
     `against` (a run name or NAME/vN) adds the drift report against what that version learned.
     """
     if against:  # the version decides the base the data is checked against
-        base = read_json(maintain.resolve_run_how(against, runs_dir)[0] / "config.json")["train"]["base"]
+        base = read_json(resolve_run(against, runs_dir) / "config.json")["train"]["base"]
     task = _task_of(base)
     prep, (resolved, tokenizer) = prepare_data(data, data_cfg or DataConfig(), base, seed, task)
     shown = [render_masked(tokenizer, enc) for enc in prep.shown[:show]] if task == "generate" else []
@@ -193,7 +193,7 @@ def train(
     train_cfg, data_cfg, reasons = defaults.resolve(train_cfg, data_cfg, len(prep.train_encoded) - prep.guard_rows,
                                                     longest, n_params, min(2048, prep.context), parent is not None)
     profile = prep.profile(n_params, train_cfg.epochs)
-    _print_plan(console, data, data_cfg, train_cfg, prep, profile, reasons)
+    print_plan(console, data, data_cfg, train_cfg, prep, profile, reasons)
     if run_cfg.explain:
         return Run(None, {"settings": {"train": asdict(train_cfg), "data": asdict(data_cfg)}, "reasons": reasons})
 
@@ -240,7 +240,7 @@ def _train_in(run_dir: Path, model, tokenizer, base, prep: Prepared, train_cfg: 
         lora.batching(tokenizer.pad_token_id, sharded=run_cfg.fsdp)
     if run_cfg.fsdp:
         model = distributed.shard(model)
-    with _progress(console, on_event) as hooks:
+    with progress_hooks(console, on_event) as hooks:
         result = fit(model, prep.train_encoded, prep.valid_encoded, train_cfg, **batching,
                      **(hooks if ranks.main else {}), checkpoint_dir=run_dir / "checkpoints", ranks=ranks)
     if run_cfg.fsdp:  # rank 0 saves and evaluates a whole, plain model with the best weights
@@ -292,42 +292,6 @@ def _load_model(train_cfg: TrainConfig, base, prep: Prepared, tokenizer, weights
 
         return AutoModelForCausalLM.from_pretrained(weights, local_files_only=True)
     return load_causal_lm(base)
-
-
-def _print_plan(console, data, data_cfg, train_cfg, prep: Prepared, profile: dict, reasons: dict) -> None:
-    console.print(f"[bold]data[/bold] {data}: {profile['rows']} rows ({profile['format']}), "
-                  f"{profile['train_rows']} train / {profile['validation_rows']} valid ({prep.valid_source}), "
-                  f"{profile['heldout_rows']} held-out"
-                  + (f", {profile['mixed_rows']} general rows mixed in from {data_cfg.mix_file}" if prep.mixed else "")
-                  + (f", plus {prep.guard_rows} of the base's own answers to general requests in training (the guard "
-                     "against forgetting; --guard 0 turns it off)" if prep.guard_rows else ""))
-    if prep.errors:
-        console.print(f"[yellow]skipped {len(prep.errors)} rows with errors (--skip-invalid)[/yellow]")
-    for finding in prep.findings:
-        console.print(f"[yellow]warning[/yellow] {escape(str(finding))}")
-    for key, why in reasons.items():
-        console.print(f"[dim]{key} = {getattr(train_cfg, key, getattr(data_cfg, key, None))}: {why}[/dim]")
-
-
-@contextmanager
-def _progress(console: Console, on_event=None):
-    """A progress bar with ETA, fed by the loop's two report hooks, which also reach `on_event`."""
-    with Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                  TextColumn("valid {task.fields[valid]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), console=console, transient=False) as progress:
-        task = progress.add_task("train", total=None, loss="-", valid="-")
-
-        def on_train(info: dict) -> None:
-            progress.update(task, completed=info["step"], total=info["total_steps"], loss=f"{info['train_loss']:.3f}")
-            if on_event:
-                on_event({"kind": "train", **info})
-
-        def on_val(info: dict) -> None:
-            progress.update(task, valid=f"{info['valid_loss']:.3f}{' *' if info['improved'] else ''}")
-            if on_event:
-                on_event({"kind": "valid", **info})
-
-        yield {"on_train_report": on_train, "on_val_report": on_val}
 
 
 def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitResult, train_cfg: TrainConfig,

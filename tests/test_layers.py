@@ -22,7 +22,8 @@ ALLOWED = {
     "export": {"data", "models", "evaluation", "tuned", "runs"},
     "runs": {"data"},
     "maintain": {"data", "models", "evaluation", "runs", "tuned"},
-    "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned", "maintain"},
+    "progress": {"data"},
+    "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned", "maintain", "progress"},
     "fine_tuning": {"pipeline"},  # jobs are runs trained through `train`; the server is above them
     "server": {"data", "models", "evaluation", "runs", "tuned", "fine_tuning"},
     "cli": {"pipeline", "tuned", "export", "server", "data", "training", "runs"},  # training.distributed: the launch

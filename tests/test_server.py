@@ -255,8 +255,13 @@ def test_tools_round_trip_through_the_openai_client(tiny_base, tmp_path):
         assert json.loads(call.function.arguments) == {"c": "O"}
         # without tools offered, the same reply comes back as text, as OpenAI would never call a function
         assert client.chat.completions.create(**asked).choices[0].message.content == want
-        with pytest.raises(openai.BadRequestError, match="streaming with tools"):
-            client.chat.completions.create(tools=[weather], stream=True, **asked)
+        # streamed, the calls arrive as OpenAI streams them: deltas with an index, then finish_reason tool_calls
+        chunks = list(client.chat.completions.create(tools=[weather], stream=True, **asked))
+        deltas = [c.choices[0].delta for c in chunks if c.choices]
+        streamed = [t for d in deltas for t in (d.tool_calls or [])]
+        assert [(t.index, t.function.name, json.loads(t.function.arguments)) for t in streamed] == [(0, "w", {"c": "O"})]
+        assert streamed[0].id.startswith("call_") and chunks[-1].choices[0].finish_reason == "tool_calls"
+        assert not "".join(d.content or "" for d in deltas)  # the call's markup never leaks as text
     finally:
         s.stop()
 

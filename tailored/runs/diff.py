@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tailored import atomic
 from tailored.data import Example, load_dataset
-from tailored.runs.store import read_json
+from tailored.runs.store import read_json, version_ref
 
 DATA = "data"
 
@@ -94,7 +94,7 @@ def compare_versions(a: Path, b: Path) -> dict:
                                "b": eb["tuned"][metric], "b_ci": (eb.get("tuned_ci") or {}).get(metric),
                                "delta": eb["tuned"][metric] - ea["tuned"][metric]}
     heldout = [(x["data"].get("heldout") or {}).get("sha256") for x in (la, lb)]
-    return {"a": f"{a.parent.name}/{a.name}", "b": f"{b.parent.name}/{b.name}", "settings": settings,
+    return {"a": version_ref(a), "b": version_ref(b), "settings": settings,
             "data": {**diff, "same_file": same_data}, "metrics": metrics,
             "primary": (eb or ea or {}).get("primary"),
             "same_heldout": heldout[0] is not None and heldout[0] == heldout[1],

@@ -11,7 +11,7 @@ from pathlib import Path
 from tailored.errors import TailoredError
 from tailored.runs import index
 from tailored.runs.diff import compare_versions
-from tailored.runs.store import drop_tags, read_json, read_tags, resolve_run_how, set_tag, status
+from tailored.runs.store import drop_tags, read_json, read_tags, resolve_run_how, set_tag, status, version_ref
 
 PROTECTED = "production"
 
@@ -33,7 +33,7 @@ def show(ref: str, runs_dir: str | Path) -> dict:
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
     evaluation = metrics.get("eval") or {}
     tags = [t for t, v in read_tags(path.parent).items() if v == int(path.name[1:])]
-    return {"version": f"{path.parent.name}/{path.name}", "folder": str(path), "status": status(path), "tags": tags,
+    return {"version": version_ref(path), "folder": str(path), "status": status(path), "tags": tags,
             "parent": lineage.get("parent"), "data_diff": lineage.get("data_diff"), "base": lineage["base"],
             "data": lineage["data"], "task": lineage["task"], "created": lineage.get("created"),
             "settings": saved.get("train", {}), "reasons": saved.get("reasons", {}),
@@ -64,7 +64,7 @@ def remove(ref: str, runs_dir: str | Path, force: bool = False) -> Path:
         raise TailoredError(f"{path}: a process is training in it; stop that first")
     tags = [t for t, v in read_tags(path.parent).items() if v == int(path.name[1:])]
     if PROTECTED in tags and not force:
-        raise TailoredError(f"{path.parent.name}/{path.name} is the {PROTECTED} version; promote another first, or "
+        raise TailoredError(f"{version_ref(path)} is the {PROTECTED} version; promote another first, or "
                             "pass --force")
     drop_tags(path)
     shutil.rmtree(path)

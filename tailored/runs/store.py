@@ -94,6 +94,11 @@ def _resolve(ref: str | Path, runs_dir: str | Path) -> tuple[Path, str]:
     raise TailoredError(f"run '{str(ref)[:100]}' not found — pass a folder like runs/NAME/v1 or a name under {runs_dir}/")
 
 
+def version_ref(run_dir: Path) -> str:
+    """How a version is named to users: `support/v2`."""
+    return f"{Path(run_dir).parent.name}/{Path(run_dir).name}"
+
+
 def versions(runs_dir: str | Path) -> list[Path]:
     """Every version folder that holds a run, by name then version."""
     root = Path(runs_dir)

@@ -168,8 +168,6 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         functions = [t.get("function", {}) for t in req.tools] if req.tools else None
         if functions and not all(isinstance(f, dict) and f.get("name") for f in functions):
             raise APIError(400, "every tool needs a function with a name", "invalid_request_error")
-        if functions and req.stream:
-            raise APIError(400, "streaming with tools is not supported yet; ask without stream", "invalid_request_error")
 
         def text_of(served):
             if served.kind == "classify":  # a classifier reads the text it labels: the last user turn
@@ -204,7 +202,8 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         if req.stream:
             # ends the stream even when the worker fails or skips the job (the streamer's own end never comes)
             future.add_done_callback(lambda _: loop.call_soon_threadsafe(tokens.put_nowait, None))
-            return StreamingResponse(stream(job, tokens, stops, chat, ident, created, req.model),
+            return StreamingResponse(stream(job, tokens, stops, chat, ident, created, req.model,
+                                            bool(chat and getattr(req, "tools", None))),
                                      media_type="text/event-stream")
         try:
             ids = await asyncio.wrap_future(future)
@@ -218,25 +217,32 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(ids), "total_tokens": prompt_tokens + len(ids)}
         choice = {"index": 0, "finish_reason": reason, "logprobs": None}
         message = {"role": "assistant", "content": content}
-        if chat and getattr(req, "tools", None):  # OpenAI's shape for a reply that calls functions
-            text, calls = tools.split_reply(content)
+        if chat and getattr(req, "tools", None):
+            text, calls = tool_calls(content)
             if calls:
-                message = {"role": "assistant", "content": text, "tool_calls": [
-                    {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                     "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
-                    for c in calls]}
+                message = {"role": "assistant", "content": text, "tool_calls": calls}
                 choice["finish_reason"] = "tool_calls"
         choice.update({"message": message} if chat else {"text": content})
         return {"id": ident, "object": "chat.completion" if chat else "text_completion", "created": created,
                 "model": req.model, "choices": [choice], "usage": usage}
 
-    async def stream(job: Job, tokens: asyncio.Queue, stops, chat, ident, created, model):
+    def tool_calls(content: str) -> tuple[str | None, list[dict]]:
+        """OpenAI's shape for a reply that calls functions: its text, and the calls with ids."""
+        text, calls = tools.split_reply(content)
+        return text, [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+                       "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+                      for c in calls]
+
+    async def stream(job: Job, tokens: asyncio.Queue, stops, chat, ident, created, model, with_tools: bool = False):
+        """Server-sent chunks. With tools, the reply is held to its end: only then is it known to be a call."""
         served, limit = job.served, job.max_tokens
         kind = "chat.completion.chunk" if chat else "text_completion"
 
-        def event(delta: str | None, reason: str | None = None, first: bool = False) -> str:
+        def event(delta: str | None, reason: str | None = None, first: bool = False, calls=None) -> str:
             if chat:
                 body = {"role": "assistant", "content": ""} if first else ({"content": delta} if delta else {})
+                if calls:
+                    body["tool_calls"] = [{"index": i, **c} for i, c in enumerate(calls)]
                 choice = {"index": 0, "delta": body, "finish_reason": reason, "logprobs": None}
             else:
                 choice = {"index": 0, "text": delta or "", "finish_reason": reason, "logprobs": None}
@@ -258,11 +264,15 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
                     job.cancelled.set()  # a stop sequence appeared: end generation early
                     break
                 safe = len(content) - hold  # hold back what could be the start of a stop sequence
-                if safe > sent:
+                if safe > sent and not with_tools:
                     yield event(content[sent:safe])
                     sent = safe
             content, reason, _ = finish(served, ids, stops, limit)
-            if len(content) > sent:
+            text, calls = tool_calls(content) if with_tools else (content, [])
+            if calls:
+                yield event(text or None, calls=calls)
+                reason = "tool_calls"
+            elif len(content) > sent:
                 yield event(content[sent:])
             yield event(None, reason)
             yield "data: [DONE]\n\n"
