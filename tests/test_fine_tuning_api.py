@@ -16,6 +16,8 @@ import openai
 import pytest
 from safetensors.torch import load_file
 
+import tailored
+
 from tests.conftest import write_jsonl
 from tests.test_server import KEY, Server
 
@@ -85,7 +87,10 @@ def test_upload_train_poll_events_checkpoints_then_chat_with_the_ft_model(live):
     assert done.fine_tuned_model in [m.id for m in client.models.list().data]
     answer = client.chat.completions.create(model=done.fine_tuned_model, max_tokens=5,
                                             messages=[{"role": "user", "content": "question number 7 please"}])
-    assert answer.choices[0].message.content == "yes"
+    # the run's own answer (how well 40 rows train a random 32-dim model is not this test's business)
+    assert answer.choices[0].message.content == tailored.load(run_dir).generate("question number 7 please",
+                                                                                max_new_tokens=5)
+    assert answer.choices[0].message.content.startswith("yes")
     listed = client.fine_tuning.jobs.list(limit=10).data
     assert listed[0].id == job.id
 
@@ -329,3 +334,20 @@ def test_the_readme_openai_snippet_runs_as_written(wide_server, monkeypatch, cap
     exec(compile(snippet, "README.md", "exec"), {})
     status, model = capsys.readouterr().out.splitlines()[0].split()[:2]
     assert status == "succeeded" and model.startswith("ft:") and ":tailored:support:" in model
+
+
+def test_one_runner_per_runs_folder(tmp_path):
+    """A second server on the same runs folder serves, but never starts the first one's jobs a second time."""
+    from tailored.fine_tuning.runner import Runner
+
+    first = Runner(tmp_path).start()
+    second = Runner(tmp_path).start()
+    try:
+        assert first.lock is not None and first.thread.is_alive()
+        assert second.lock is None and not second.thread.is_alive()
+    finally:
+        second.stop()
+        first.stop()
+    third = Runner(tmp_path).start()  # the first one's lock went with it
+    assert third.lock is not None
+    third.stop()

@@ -10,6 +10,7 @@ Cancel and pause kill the child at once (pause keeps the folder, and resuming co
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -40,8 +41,18 @@ class Runner:
         self.stopping = threading.Event()
         self.log = log or self.runs_dir / "fine_tuning.log"
         self.thread = threading.Thread(target=self._loop, name="tailored-jobs", daemon=True)
+        self.lock: int | None = None
 
     def start(self) -> "Runner":
+        # One runner per runs folder: a second server on the same folder serves, but leaves jobs to the first
+        self.lock = os.open(self.runs_dir / "fine_tuning.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.lock)
+            self.lock = None
+            print(f"fine-tuning jobs in {self.runs_dir} are run by another server; this one only serves")
+            return self
         for job in self.jobs.all(("running",)):  # its process died with the previous server
             self.jobs.update(job["id"], only_if=("running",), status="queued")
             self.jobs.event(job["id"], "The server restarted: the job is queued again and resumes from its last "
@@ -51,10 +62,14 @@ class Runner:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.thread.join(10)
+        if self.thread.is_alive():
+            self.thread.join(10)
         for child in self.children.values():
             child.kill()
             child.wait()
+        if self.lock is not None:
+            os.close(self.lock)  # closing drops the lock
+            self.lock = None
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
