@@ -30,15 +30,15 @@ def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[
     out: list[list[int]] = [[] for _ in texts]
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation appends on the right, so padding must sit on the left
+    how = {"do_sample": False}
+    if sampling:
+        how = {"do_sample": True, "temperature": sampling["temperature"], "top_p": sampling.get("top_p", 1.0),
+               "top_k": 0}
     try:
         for k in range(0, len(order), batch_size):
             idx = order[k : k + batch_size]
             enc = tokenizer([texts[i] for i in idx], add_special_tokens=False, padding=True, return_tensors="pt")
             enc = {n: t.to(device) for n, t in enc.items()}
-            how = {"do_sample": False}
-            if sampling:
-                how = {"do_sample": True, "temperature": sampling["temperature"], "top_p": sampling.get("top_p", 1.0),
-                       "top_k": 0}
             with autocast(device, bf16), _seeded(sampling and sampling.get("seed"), device):
                 result = model.generate(**enc, max_new_tokens=max(budgets[i] for i in idx), **how,
                                         eos_token_id=stop, pad_token_id=tokenizer.pad_token_id, use_cache=True,

@@ -33,16 +33,19 @@ def model_name(job: dict) -> str:
     return f"ft:{Path(job['model']).name}:tailored:{job['suffix'] or ''}:{job['id'].removeprefix('ftjob-')[:8]}"
 
 
-def configs(job: dict, runs_dir: Path) -> tuple[TrainConfig, DataConfig, RunConfig]:
-    """The job's settings as ours: OpenAI's hyperparameter names, `"auto"` meaning tailored chooses."""
+def train_config(model: str, method: str, hyperparameters: dict, seed: int = 0) -> TrainConfig:
+    """A job's settings as ours: OpenAI's hyperparameter names, `"auto"` meaning tailored chooses."""
     problems: list[str] = []
-    chosen = {k: v for k, v in json.loads(job["hyperparameters"]).items() if v != "auto"}  # auto: tailored chooses
+    chosen = {k: v for k, v in hyperparameters.items() if v != "auto"}
     hyper = openai_names(chosen, "hyperparameters", problems)
     if problems:
         raise SettingsError("; ".join(problems))
-    method = json.loads(job["method"])
-    train = TrainConfig(base=job["model"], seed=job["seed"], **({"method": "dpo"} if method == "dpo" else {}),
-                        **{k: v for k, v in hyper.items() if v is not None})
+    return TrainConfig(base=model, seed=seed, **({"method": "dpo"} if method == "dpo" else {}),
+                       **{k: v for k, v in hyper.items() if v is not None})
+
+
+def configs(job: dict, runs_dir: Path) -> tuple[TrainConfig, DataConfig, RunConfig]:
+    train = train_config(job["model"], json.loads(job["method"]), json.loads(job["hyperparameters"]), job["seed"])
     valid = store.file_path(runs_dir, job["validation_file"]) if job["validation_file"] else None
     return train, DataConfig(valid=str(valid) if valid else None), RunConfig(name=run_name(job), runs_dir=str(runs_dir))
 

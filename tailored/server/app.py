@@ -33,7 +33,13 @@ class Message(BaseModel):
     name: str | None = None
 
 
-class ChatRequest(BaseModel):
+class Sampling(BaseModel):
+    temperature: float | None = Field(None, ge=0, le=2)  # 0 or absent: greedy, as evaluated
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+
+
+class ChatRequest(Sampling):
     model: str
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -41,23 +47,17 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stop: str | list[str] | None = None
     n: int = 1
-    temperature: float | None = Field(None, ge=0, le=2)  # 0 or absent: greedy, as evaluated
-    top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
     tools: list[dict] | None = None  # rendered as training renders them (data/tools.py)
     tool_choice: str | dict | None = None  # accepted; the model decides, as it was trained to
 
 
-class CompletionRequest(BaseModel):
+class CompletionRequest(Sampling):
     model: str
     prompt: str
     max_tokens: int | None = Field(None, ge=1)
     stream: bool = False
     stop: str | list[str] | None = None
     n: int = 1
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
 
 
 class BodyLimit:

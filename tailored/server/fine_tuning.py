@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from tailored.config import ServerConfig, SettingsError, TrainConfig, openai_names
+from tailored.config import ServerConfig, SettingsError
 from tailored.fine_tuning import store
-from tailored.fine_tuning.worker import model_name
+from tailored.fine_tuning.worker import model_name, train_config
 from tailored.models.bases import NAMED_BASES
 from tailored.server.errors import APIError
 
@@ -158,13 +158,8 @@ def add_routes(app: FastAPI, runs_dir: Path, cfg: ServerConfig, bases: list[str]
         if unknown:
             raise APIError(400, f"hyperparameters: unknown for {kind}: {', '.join(sorted(unknown))} (known: "
                                 f"{', '.join(sorted(HYPERPARAMETERS[kind]))})", param="hyperparameters")
-        problems: list[str] = []
-        ours = openai_names({k: v for k, v in hyper.items() if v != "auto"}, "hyperparameters", problems)
         try:
-            if problems:
-                raise SettingsError("; ".join(problems))
-            TrainConfig(base=req.model, **({"method": "dpo"} if kind == "dpo" else {}),
-                        **{k: v for k, v in ours.items() if v is not None})
+            train_config(req.model, kind, hyper)
         except SettingsError as e:  # every setting is checked now, not when the job reaches the front
             given_text = ", ".join(f"{k}={v!r}" for k, v in hyper.items())
             raise APIError(400, f"hyperparameters ({given_text}): {e}", param="hyperparameters") from None
