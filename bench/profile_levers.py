@@ -65,7 +65,7 @@ def worker(name: str, steps: int, out: Path) -> None:
         for chunk in micro_batches([encoded[i] for i in ids], 1024):
             batch = collate(chunk, tok.pad_token_id)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss, _ = lora.loss(model, batch)
+                loss, *_ = lora.loss(model, batch)
             (loss / 1000).backward()
             tokens += int(batch["attention_mask"].sum())
         optimizer.step()

@@ -118,7 +118,7 @@ def worker(name: str, n_examples: int, out: Path) -> None:
         seconds, peft_model = time.perf_counter() - start, trainer.model
     batching = lora.batching(tok.pad_token_id)
     with training_kernels(peft_model, bf16=True):  # the same loss function for every configuration
-        valid_loss = validate(peft_model, valid, 8, loss=batching["loss"], collate=batching["collate"], bf16=True)
+        valid_loss, _ = validate(peft_model, valid, 8, loss=batching["loss"], collate=batching["collate"], bf16=True)
     loss_tokens = sum(e.trainable for e in train)
     lengths = [len(e.input_ids) for e in train]
     # 4·N per token for LoRA (2N forward, 2N backward through activations); the LM head only where loss is

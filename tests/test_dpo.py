@@ -84,12 +84,13 @@ def test_the_dpo_loss_is_log_sigmoid_of_the_reward_gap(tiny_base):
     pairs = [Pair(encode(tok, ask + [{"role": "assistant", "content": c}]),
                   encode(tok, ask + [{"role": "assistant", "content": r}])) for c, r in (("yes", "no"), ("ok", "no"))]
     batch = collate_pairs(pairs, tok.pad_token_id)
-    value, n = dpo.loss(model, batch, beta=0.5)
+    value, n, right = dpo.loss(model, batch, beta=0.5)
     policy = sequence_logps(model, batch)
     with model.disable_adapter():
         ref = sequence_logps(model, batch)
     gap = 0.5 * ((policy[:2] - ref[:2]) - (policy[2:] - ref[2:]))
     assert n == 2 and torch.allclose(value, -torch.nn.functional.logsigmoid(gap).sum())
+    assert right == int((gap > 0).sum())
     assert not torch.allclose(policy, ref)
 
 

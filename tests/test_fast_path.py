@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tailored.training import lora
 from tailored.training.fast_path import grouped_causal_attention, head_loss, training_kernels
 
 
@@ -15,14 +16,20 @@ def test_head_loss_matches_cross_entropy_and_its_gradients(chunk):
     targets = torch.randint(0, 50, (10,))
     reference = F.cross_entropy(F.linear(hidden, weight), targets, reduction="sum")
     want = torch.autograd.grad(reference, [hidden, weight])
-    ours = head_loss(hidden, weight, targets, bf16=False, chunk=chunk)
+    ours, correct = head_loss(hidden, weight, targets, bf16=False, chunk=chunk)
     got = torch.autograd.grad(ours * 2, [hidden, weight])  # a scaled loss scales both gradients
     assert ours.item() == pytest.approx(reference.item(), rel=1e-6)
+    argmax_right = int((F.linear(hidden, weight).argmax(-1) == targets).sum())
+    targets_right = targets.clone()
+    targets_right[:4] = F.linear(hidden, weight)[:4].argmax(-1)  # at least four right, so the count is tested
+    assert correct.item() == argmax_right
+    assert head_loss(hidden, weight, targets_right, bf16=False, chunk=chunk)[1].item() == \
+        int((F.linear(hidden, weight).argmax(-1) == targets_right).sum()) >= 4
     for g, w in zip(got, want):
         torch.testing.assert_close(g, 2 * w)
     with torch.no_grad():  # validation skips the gradient work and must give the same loss
-        assert head_loss(hidden, weight, targets, bf16=False, chunk=chunk).item() == pytest.approx(reference.item(),
-                                                                                                 rel=1e-12)
+        assert head_loss(hidden, weight, targets, bf16=False, chunk=chunk)[0].item() == \
+            pytest.approx(reference.item(), rel=1e-12)
 
 
 def test_head_loss_in_bf16_matches_autocast():
@@ -33,7 +40,7 @@ def test_head_loss_in_bf16_matches_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reference = F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")
     (want,) = torch.autograd.grad(reference, [hidden])
-    ours = head_loss(hidden, weight, targets, bf16=True, chunk=16)
+    ours, _ = head_loss(hidden, weight, targets, bf16=True, chunk=16)
     (got,) = torch.autograd.grad(ours, [hidden])
     assert ours.item() == pytest.approx(reference.item(), rel=1e-4)
     torch.testing.assert_close(got, want, rtol=1e-2, atol=1e-3)
@@ -85,9 +92,20 @@ def _plain_loss(model, batch):
 
 
 def _fast_loss(model, batch):
-    from tailored.training import lora
-
     return lora.loss(model, batch)[0]
+
+
+def _half_predicted(model, batch) -> tuple[dict, int]:
+    """`batch` with every other labelled token set to transformers' own argmax, and how many are then right."""
+    with torch.no_grad():
+        guess = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].argmax(-1)
+    labels = batch["labels"].clone()
+    keep = labels[:, 1:] != -100
+    every_other = keep & (torch.arange(keep.shape[1]) % 2 == 0)
+    labels[:, 1:][every_other] = guess[every_other]
+    right = int(((labels[:, 1:] == guess) & keep).sum())
+    assert 0 < int(every_other.sum()) <= right < int(keep.sum())
+    return {**batch, "labels": labels}, right
 
 
 def _batch():
@@ -105,11 +123,14 @@ def test_training_kernels_give_the_same_loss_and_gradients_as_plain_transformers
     model, batch = _lora_model(tiny_base).double(), _batch()  # fp64: summation order cannot show
     config = model.get_base_model().config
     plain_loss, plain_grads = _grads(model, _plain_loss(model, batch))
+    guessed, right = _half_predicted(model, batch)
     with training_kernels(model, bf16=False) as kernels:
         assert kernels.levers == ALL_LEVERS and config._attn_implementation == IMPLEMENTATION  # really swapped
         assert all("forward" in vars(m) for m in model.modules() if type(m).__name__ == "Linear" and hasattr(m, "lora_A"))
         fast_loss, fast_grads = _grads(model, _fast_loss(model, batch))
         assert kernels.workspace.buffers is not None  # the loss really went through head_loss
+        fast_correct = lora.loss(model, guessed)[2]
+    assert fast_correct == lora.loss(model, guessed)[2] == right  # token accuracy: fast path, plain path, HF
     assert fast_loss == pytest.approx(plain_loss, rel=1e-12)
     assert plain_grads.keys() == fast_grads.keys() and len(plain_grads) == 2 * 7 * 2  # A and B, 7 linears, 2 layers
     for name in plain_grads:

@@ -186,8 +186,10 @@ def test_classifier_gets_micro_batches_and_step_0_validation_from_the_one_loop(t
                      on_val_report=reports.append)
         runs.append(([h.get("train_loss", h.get("valid_loss")) for h in result.history],
                      checkpoint.trainable_state(model)))
-        assert reports[0]["step"] == 0 and result.history[0] == {"step": 0, "epoch": 0.0,
-                                                                 "valid_loss": reports[0]["valid_loss"]}
+        assert reports[0]["step"] == 0 and result.history[0] == {
+            "step": 0, "epoch": 0.0, "valid_loss": reports[0]["valid_loss"],
+            "valid_accuracy": reports[0]["valid_accuracy"]}
+        assert reports[0]["valid_accuracy"] in (0.0, 0.25, 0.5, 0.75, 1.0)  # labels right among the 4 rows
     (losses_a, weights_a), (losses_b, weights_b) = runs
     assert losses_a == pytest.approx(losses_b, rel=1e-6) and len(losses_a) == 3 + 4  # 3 steps, validations at 0-3
     assert all(torch.allclose(weights_a[k], weights_b[k], atol=1e-9) for k in weights_a)  # the same update

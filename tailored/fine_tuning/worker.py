@@ -23,6 +23,19 @@ from tailored.fine_tuning import store
 RESULT_COLUMNS = ["step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy"]
 
 
+def openai_metrics(entry: dict, method: str) -> dict:
+    """A history entry's losses and accuracies under OpenAI's metric names.
+
+    The loop's accuracy is the share of a method's units it gets right: labelled tokens that are the
+    argmax for supervised jobs, which is OpenAI's mean token accuracy. For DPO jobs it is the share of
+    pairs ranked right, a different quantity, so it is left out rather than shown under that name.
+    """
+    names = {"train_loss": "train_loss", "valid_loss": "valid_loss"}
+    if method != "dpo":
+        names |= {"train_accuracy": "train_mean_token_accuracy", "valid_accuracy": "valid_mean_token_accuracy"}
+    return {ours: round(entry[key], 6) for key, ours in names.items() if key in entry}
+
+
 def run_name(job: dict) -> str:
     short = job["id"].removeprefix("ftjob-")[:8]
     return f"{job['suffix']}-{short}" if job["suffix"] else f"ft-{short}"
@@ -50,14 +63,11 @@ def configs(job: dict, runs_dir: Path) -> tuple[TrainConfig, DataConfig, RunConf
     return train, DataConfig(valid=str(valid) if valid else None), RunConfig(name=run_name(job), runs_dir=str(runs_dir))
 
 
-def result_csv(history: list[dict]) -> str:
-    """Step metrics in OpenAI's result-file shape. Token accuracy is not measured during training, so it is empty."""
+def result_csv(history: list[dict], method: str = "supervised") -> str:
+    """Step metrics in OpenAI's result-file shape: a row per optimizer step, validation columns where one ran."""
     steps: dict[int, dict] = {}
     for entry in history:
-        row = steps.setdefault(entry["step"], {"step": entry["step"]})
-        for key in ("train_loss", "valid_loss"):
-            if key in entry:
-                row[key] = round(entry[key], 6)
+        steps.setdefault(entry["step"], {"step": entry["step"]}).update(openai_metrics(entry, method))
     out = io.StringIO()
     writer = csv.DictWriter(out, RESULT_COLUMNS, restval="")
     writer.writeheader()
@@ -73,6 +83,7 @@ def run(runs_dir: Path, job_id: str) -> int:
     from tailored.pipeline import train
 
     last = {"at": time.monotonic(), "step": None}
+    method = json.loads(job["method"])
 
     def on_event(event: dict) -> None:
         if event["kind"] == "run":
@@ -87,10 +98,10 @@ def run(runs_dir: Path, job_id: str) -> int:
                             trained_tokens=event["tokens"])
             last.update(at=now, step=step)
             jobs.event(job_id, f"Step {step}/{total}: training loss={event['train_loss']:.4f}",
-                       data={"step": step, "total_steps": total, "train_loss": event["train_loss"]})
+                       data={"step": step, "total_steps": total, **openai_metrics(event, method)})
         elif event["kind"] == "valid":
             jobs.event(job_id, f"Step {event['step']}: validation loss={event['valid_loss']:.4f}",
-                       data={"step": event["step"], "valid_loss": event["valid_loss"]})
+                       data={"step": event["step"], **openai_metrics(event, method)})
 
     try:
         train_cfg, data_cfg, run_cfg = configs(job, runs_dir)
@@ -102,10 +113,10 @@ def run(runs_dir: Path, job_id: str) -> int:
         traceback.print_exc()
         return fail(jobs, job_id, "internal_error", f"{type(e).__name__}: {e}")
     with tempfile.NamedTemporaryFile("w", suffix=".csv", dir=runs_dir, delete=False) as f:
-        f.write(result_csv(result.fit.history))
+        f.write(result_csv(result.fit.history, method))
     results = store.save_file(runs_dir, Path(f.name), "step_metrics.csv", "fine-tune-results")
     history = [h for h in result.fit.history if h["step"] == result.fit.best_step]
-    best = {k: v for h in history for k, v in h.items() if k in ("train_loss", "valid_loss")}
+    best = {k: v for h in history for k, v in openai_metrics(h, method).items()}
     jobs.update(job_id, only_if=("running",), status="succeeded", fine_tuned_model=model_name(job),
                 finished_at=int(time.time()), trained_tokens=result.fit.trained_tokens, estimated_finish=None,
                 result_files=[results["id"]], best_step=result.fit.best_step, best_metrics=best)

@@ -42,17 +42,21 @@ def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
-def token_loss(model, batch: dict[str, torch.Tensor], head_loss=None) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the labelled tokens of a batch, and how many there were.
+def token_loss(model, batch: dict[str, torch.Tensor], head_loss=None) -> tuple[torch.Tensor, int, int]:
+    """Summed cross-entropy over the labelled tokens of a batch, how many there were, and how many the
+    model already predicts (argmax = target: token accuracy).
 
     `head_loss(hidden, targets)` may compute the head and loss faster (training's kernels); where it
     returns None, the plain head and cross-entropy run.
     """
     hidden, targets = labelled_hidden(model, batch)
-    value = head_loss(hidden, targets) if head_loss else None
-    if value is None:
-        value = F.cross_entropy(head_logits(model, hidden), targets, reduction="sum")
-    return value, len(targets)
+    fast = head_loss(hidden, targets) if head_loss else None
+    if fast is not None:
+        value, correct = fast
+    else:
+        logits = head_logits(model, hidden)
+        value, correct = F.cross_entropy(logits, targets, reduction="sum"), (logits.argmax(-1) == targets).sum()
+    return value, len(targets), int(correct)
 
 
 def sequence_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -68,7 +72,7 @@ def sequence_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.zeros(keep.shape[0], dtype=logp.dtype, device=logp.device).index_add(0, rows, logp)
 
 
-def forward_token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+def forward_token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
     """`token_loss` through the model's own forward (logits at every position).
 
     For wrapped models whose forward must run as a whole (FSDP gathers the weights in its hooks).
@@ -76,7 +80,9 @@ def forward_token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
-    return F.cross_entropy(_at_least_fp32(logits[keep]), targets[keep], reduction="sum"), int(keep.sum())
+    logits, targets = _at_least_fp32(logits[keep]), targets[keep]
+    correct = int((logits.argmax(-1) == targets).sum())
+    return F.cross_entropy(logits, targets, reduction="sum"), len(targets), correct
 
 
 @torch.no_grad()
@@ -89,7 +95,7 @@ def mean_token_loss(model, rows: list[Encoded], batch_size: int, pad_id: int, bf
     for k in range(0, len(order), batch_size):
         batch = {n: t.to(device) for n, t in collate(order[k : k + batch_size], pad_id).items()}
         with autocast(device, bf16):
-            loss, n = token_loss(model, batch)
+            loss, n, _ = token_loss(model, batch)
         total, count = total + float(loss), count + n
     return total / max(count, 1)
 

@@ -60,10 +60,11 @@ def probe_head(x: torch.Tensor, y: list[int], n_labels: int) -> tuple[torch.Tens
     return weight, bias
 
 
-def loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy of the rows' labels, and how many rows."""
+def loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
+    """Summed cross-entropy of the rows' labels, how many rows, and how many are predicted right."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-    return F.cross_entropy(logits, batch["labels"], reduction="sum"), len(batch["labels"])
+    labels = batch["labels"]
+    return F.cross_entropy(logits, labels, reduction="sum"), len(labels), int((logits.argmax(-1) == labels).sum())
 
 
 def units(row: Labelled) -> int:

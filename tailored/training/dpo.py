@@ -33,9 +33,10 @@ def rewards(model, batch: dict[str, torch.Tensor], beta: float) -> tuple[torch.T
     return reward[:n], reward[n:]
 
 
-def loss(model, batch: dict[str, torch.Tensor], beta: float) -> tuple[torch.Tensor, int]:
+def loss(model, batch: dict[str, torch.Tensor], beta: float) -> tuple[torch.Tensor, int, int]:
+    """Summed DPO loss over the pairs, how many pairs, and in how many the chosen side has the higher reward."""
     chosen, rejected = rewards(model, batch, beta)
-    return -F.logsigmoid(chosen - rejected).sum(), chosen.shape[0]
+    return -F.logsigmoid(chosen - rejected).sum(), chosen.shape[0], int((chosen > rejected).sum())
 
 
 def units(row: Pair) -> int:

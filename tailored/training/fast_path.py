@@ -67,7 +67,7 @@ class Kernels:
         self.levers, self.bf16 = levers, bf16
         self.workspace = Workspace()
 
-    def head_loss(self, inner, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    def head_loss(self, inner, hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """`head_loss` with kept buffers, or None where it does not apply (lever off, head bias, soft-cap)."""
         head = inner.get_output_embeddings()
         if "head_loss" not in self.levers or head.bias is not None or \
@@ -229,7 +229,11 @@ class Workspace:
 
 
 class _HeadLoss(torch.autograd.Function):
-    """Summed cross-entropy of `hidden @ weight.T` against `targets`, with the gradient made in the forward pass."""
+    """Summed cross-entropy of `hidden @ weight.T` against `targets`, with the gradient made in the forward pass.
+
+    Also gives how many targets are the argmax (token accuracy), read off the log-probabilities already
+    in memory rather than from a second pass over the logits; that count carries no gradient.
+    """
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace):
@@ -242,6 +246,7 @@ class _HeadLoss(torch.autograd.Function):
         w = workspace.cast_once(weight, compute_dtype)
         softmax_dtype = torch.promote_types(compute_dtype, torch.float32)  # fp32 at least
         loss = torch.zeros((), dtype=softmax_dtype, device=hidden.device)
+        correct = torch.zeros((), dtype=torch.long, device=hidden.device)
         grad_hidden = torch.empty_like(hidden)
         grad_weight = torch.zeros_like(weight, dtype=softmax_dtype) if ctx.needs_input_grad[1] else None
         want_grad = ctx.needs_input_grad[0] or grad_weight is not None  # not when validating
@@ -255,6 +260,7 @@ class _HeadLoss(torch.autograd.Function):
             torch._log_softmax(wide, 1, False, out=logprobs)
             picked = logprobs[rows, t]
             loss -= picked.sum()
+            correct += (logprobs.argmax(1) == t).sum()
             if not want_grad:
                 continue
             # d(loss)/d(logits) = softmax - one_hot, written back over the logits in the compute dtype
@@ -264,18 +270,19 @@ class _HeadLoss(torch.autograd.Function):
             if grad_weight is not None:
                 grad_weight += (grad.T @ h).to(softmax_dtype)
         ctx.save_for_backward(grad_hidden, grad_weight)
-        return loss
+        ctx.mark_non_differentiable(correct)
+        return loss, correct
 
     @staticmethod
-    def backward(ctx, grad_loss):
+    def backward(ctx, grad_loss, _grad_correct):
         grad_hidden, grad_weight = ctx.saved_tensors
         grad_weight = None if grad_weight is None else (grad_weight * grad_loss).to(ctx.weight_dtype)
         return grad_hidden * grad_loss, grad_weight, None, None, None, None
 
 
 def head_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, bf16: bool,
-              chunk: int = 128, workspace: Workspace | None = None) -> torch.Tensor:
-    """Summed cross-entropy of the LM head on `hidden` ([N, d]) against `targets` ([N]).
+              chunk: int = 128, workspace: Workspace | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy of the LM head on `hidden` ([N, d]) against `targets` ([N]), and how many are the argmax.
 
     The same values as `F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")` under
     autocast: the GEMMs run in bf16 when `bf16`, the softmax in fp32.

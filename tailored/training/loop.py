@@ -24,8 +24,9 @@ from tailored.training.batches import length_grouped_batches, micro_batches, see
 from tailored.training.distributed import SINGLE, Ranks, barrier, is_sharded, most, sum_gradients, sum_values
 
 Report = Callable[[dict], None]
-# (model, batch) -> (the loss summed over the batch, how many units it was summed over)
-Loss = Callable[[object, dict], tuple[torch.Tensor, int]]
+# (model, batch) -> (the loss summed over the batch, how many units it was summed over, how many of those
+# units the model already gets right: tokens that are the argmax, labels predicted, pairs ranked right)
+Loss = Callable[[object, dict], tuple[torch.Tensor, int, int]]
 
 
 @dataclass
@@ -46,11 +47,12 @@ def _row_length(row) -> int:
 
 @torch.no_grad()
 def validate(model, data: list, batch_size: int, *, loss: Loss, collate: Callable[[list], dict], bf16: bool,
-             length: Callable = _row_length, ranks: Ranks = SINGLE) -> float:
-    """Mean loss per unit (token or row) over `data`, in length-sorted batches (shared out among ranks)."""
+             length: Callable = _row_length, ranks: Ranks = SINGLE) -> tuple[float, float]:
+    """Mean loss per unit (token or row) over `data`, and the share of units right, in length-sorted
+    batches (shared out among ranks)."""
     model.eval()
     device = device_of(model)
-    total, count = 0.0, 0
+    total, count, right = 0.0, 0, 0
     order = sorted(data, key=length)
     starts = list(range(ranks.rank * batch_size, len(order), batch_size * ranks.world))
     if is_sharded(model):  # FSDP gathers weights in every forward: every rank runs as many, some counted for nothing
@@ -58,11 +60,11 @@ def validate(model, data: list, batch_size: int, *, loss: Loss, collate: Callabl
     for k in starts:
         batch = {n: t.to(device) for n, t in collate(order[k : k + batch_size] if k is not None else order[:1]).items()}
         with autocast(device, bf16):
-            value, n = loss(model, batch)
+            value, n, correct = loss(model, batch)
         if k is not None:
-            total, count = total + float(value), count + n
-    total, count = sum_values([total, count], ranks)
-    return total / max(count, 1)
+            total, count, right = total + float(value), count + n, right + correct
+    total, count, right = sum_values([total, count, right], ranks)
+    return total / max(count, 1), right / max(count, 1)
 
 
 def fit(
@@ -83,8 +85,9 @@ def fit(
 ) -> FitResult:
     """Train, validating `evals_per_epoch` times per epoch; the model ends with its best weights loaded.
 
-    - `loss(model, batch)` gives a summed loss and its count; `units(row)` says how many a row adds
-      (its labelled tokens, or 1 for a classifier row), so a step's loss is the mean over the batch.
+    - `loss(model, batch)` gives a summed loss, its count and how many were right; `units(row)` says how
+      many a row adds (its labelled tokens, or 1 for a classifier row), so a step's loss is the mean over
+      the batch. The history carries each step's and each validation's accuracy beside the loss.
     - `kernels(model, bf16)` is a context that speeds training up without changing what is computed.
     - The best weights by validation loss are kept (not the last); training stops after `patience`
       validations without improvement. With no validation data, the last weights are the result.
@@ -107,12 +110,12 @@ def fit(
     sharded = is_sharded(model)
 
     def run_validation(step: int, epoch: float) -> tuple[float, bool]:
-        value = validate(model, valid, cfg.batch_size, loss=loss, collate=collate, bf16=bf16, length=length,
-                         ranks=ranks)
+        value, accuracy = validate(model, valid, cfg.batch_size, loss=loss, collate=collate, bf16=bf16,
+                                   length=length, ranks=ranks)
         improved = result.best_valid_loss is None or value < result.best_valid_loss
-        result.history.append({"step": step, "epoch": epoch, "valid_loss": value})
+        result.history.append({"step": step, "epoch": epoch, "valid_loss": value, "valid_accuracy": accuracy})
         if on_val_report:
-            on_val_report({"step": step, "valid_loss": value, "improved": improved})
+            on_val_report({"step": step, "valid_loss": value, "valid_accuracy": accuracy, "improved": improved})
         return value, improved
 
     result = FitResult()
@@ -139,7 +142,7 @@ def fit(
                 model.train()
                 rows = [train[i] for i in batch_ids]
                 n_units = max(1, sum(units(r) for r in rows))  # of the global batch, whichever rows are ours
-                step_loss, tokens = torch.zeros(()), 0
+                step_loss, tokens, right = torch.zeros(()), 0, 0
                 # A long batch runs as several micro-batches with summed gradients: the same update, with
                 # activation memory bounded by `micro_batch_tokens` instead of the batch's size.
                 chunks = micro_batches(ranks.share(rows), cfg.micro_batch_tokens, length)
@@ -148,16 +151,17 @@ def fit(
                 for chunk in chunks:
                     batch = {k: v.to(device) for k, v in collate(chunk or rows[:1]).items()}
                     with autocast(device, bf16):
-                        loss_sum, _ = loss(model, batch)
+                        loss_sum, _, correct = loss(model, batch)
                     if chunk is None:  # a stand-in pass: gradients of zero
                         (loss_sum * 0.0).backward()
                         continue
                     (loss_sum / n_units).backward()
                     step_loss += loss_sum.detach().float().cpu() / n_units
                     tokens += int(batch["attention_mask"].sum())
+                    right += correct
                 if not sharded:  # FSDP has already summed them, shard by shard
                     sum_gradients(params, ranks)
-                step_loss, tokens = sum_values([step_loss.item(), tokens], ranks)
+                step_loss, tokens, right = sum_values([step_loss.item(), tokens, right], ranks)
                 result.trained_tokens += int(tokens)
                 norm = torch.nn.utils.clip_grad_norm_(params, 1.0)
                 norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
@@ -166,6 +170,7 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 entry = {"step": step, "epoch": round(step / steps_per_epoch, 4), "train_loss": step_loss,
+                         "train_accuracy": right / n_units,
                          "grad_norm": float(norm), "lr": scheduler.get_last_lr()[0], "tokens": result.trained_tokens}
                 result.history.append(entry)
                 if on_train_report:

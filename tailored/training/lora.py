@@ -39,8 +39,8 @@ def setup(model, cfg: TrainConfig):
         return get_peft_model(model, lora)
 
 
-def loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the assistant tokens, and how many there were.
+def loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int, int]:
+    """Summed cross-entropy over the assistant tokens, how many there were, and how many are the argmax.
 
     Inside `training_kernels` the LM head and loss run as `head_loss` (chunked, gradient made in the
     forward pass); otherwise as plain HF modules. Both compute the same value.
