@@ -33,8 +33,9 @@ class Runner:
     def __init__(self, runs_dir: str | Path, concurrent: int = 1, poll_s: float = 0.2, log: Path | None = None,
                  threads: int | None = None):
         self.runs_dir = Path(runs_dir).resolve()
-        # a trainer on every core would triple chat latency on 2 cores; one core stays the server's
-        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        # a trainer on every core would triple chat latency on 2 cores; one core stays the server's. The
+        # cores this process may run on, not the machine's: a container or taskset may grant fewer.
+        self.threads = threads or max(1, len(os.sched_getaffinity(0)) - 1)
         self.jobs = store.Jobs(self.runs_dir)
         self.concurrent, self.poll_s = concurrent, poll_s
         self.children: dict[str, subprocess.Popen] = {}
