@@ -287,8 +287,9 @@ class ServerConfig:
                        default=True)
     concurrent_jobs: int = _help("Fine-tuning jobs trained at once; more wait in the queue. On a few CPU cores, "
                                  "two trainings slow each other badly.", default=1)
-    job_threads: int | None = _help("CPU threads each training process uses. Default: all cores this process may use but one, so the "
-                                    "server keeps a core to answer requests while a job trains.", default=None)
+    job_threads: int | None = _help("CPU threads each training process uses. Default: all cores this process "
+                                    "may use but one, so the server keeps a core to answer requests while a job "
+                                    "trains.", default=None)
     max_file_bytes: int = _help("Largest file accepted by POST /v1/files; the upload streams to disk.",
                                 default=512_000_000)
     allow_unauthenticated_network: bool = _help("Serve beyond this machine (a --host other than loopback) without an API key: "
