@@ -338,6 +338,19 @@ def test_listening_beyond_loopback_without_a_key_is_refused(monkeypatch, tmp_pat
         serve(cfg=ServerConfig(host="0.0.0.0", runs_dir=str(tmp_path)))  # refused before any model loads
 
 
+def test_runs_named_on_the_command_line_load_from_an_absolute_runs_folder(runs_dir, tmp_path):
+    from tailored.cli import chosen
+    from tailored.errors import TailoredError
+
+    # `tailor serve yes --runs-dir /abs/runs`: the CLI resolves the name to an absolute folder
+    folder = chosen("yes", str(runs_dir.resolve()))
+    assert folder.startswith("/")
+    _, pool = build([folder], ServerConfig(runs_dir=str(runs_dir.resolve()), api_key=KEY))
+    assert list(pool.adapters) == ["yes/v1"]
+    with pytest.raises(TailoredError, match="outside the runs folder"):
+        build([folder], ServerConfig(runs_dir=str(tmp_path), api_key=KEY))
+
+
 def test_full_fine_tunes_and_classifiers_are_served_too(tiny_base, tiny_encoder, tmp_path):
     from tests.test_methods import keyword_csv
 

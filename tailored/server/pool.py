@@ -57,7 +57,7 @@ class Pool:
     def __init__(self, cfg: ServerConfig, runs: list[str] | None = None):
         self.cfg = cfg
         self.runs_dir = Path(cfg.runs_dir).resolve()
-        preload = [self._folder(r) for r in runs or []]
+        preload = [self._folder(self._under_runs_dir(r)) for r in runs or []]
         bases = {read_json(p / "run.json")["base"]["name"] for p in preload}
         if len(bases) > 1:
             raise TailoredError(f"runs use different bases ({', '.join(sorted(bases))}); one server serves one base")
@@ -77,6 +77,21 @@ class Pool:
             self.submit_wait(self.lookup(str(path.relative_to(self.runs_dir))))
 
     # ---- names -------------------------------------------------------------------------------
+    def _under_runs_dir(self, ref: str) -> str:
+        """The operator's run to load at start, as a name under runs_dir.
+
+        `tailor serve NAME --runs-dir /abs/runs` resolves NAME to an absolute folder, which request
+        names may never be; one inside runs_dir is taken as its relative name, one outside is refused.
+        """
+        path = Path(ref)
+        if not path.is_absolute():
+            return ref
+        try:
+            return str(path.resolve().relative_to(self.runs_dir))
+        except ValueError:
+            raise TailoredError(f"{ref} is outside the runs folder {self.runs_dir}; serve it with --runs-dir set "
+                                "to the folder that holds it") from None
+
     def _folder(self, ref: str) -> Path:
         """A finished run folder inside runs_dir; nothing outside it is ever opened."""
         if not ref or Path(ref).is_absolute() or ".." in Path(ref).parts or "\\" in ref:
