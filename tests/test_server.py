@@ -262,6 +262,14 @@ def test_tools_round_trip_through_the_openai_client(tiny_base, tmp_path):
         assert [(t.index, t.function.name, json.loads(t.function.arguments)) for t in streamed] == [(0, "w", {"c": "O"})]
         assert streamed[0].id.startswith("call_") and chunks[-1].choices[0].finish_reason == "tool_calls"
         assert not "".join(d.content or "" for d in deltas)  # the call's markup never leaks as text
+        # offered tools, a model that answers in words answers as text, streamed or not (the base calls nothing)
+        plain = dict(asked, model=s.pool.base_name, max_tokens=8, tools=[weather])
+        offered = client.chat.completions.create(**plain).choices[0]
+        said = offered.message.content
+        assert said and "<tool_call>" not in said and not offered.message.tool_calls
+        assert offered.finish_reason in ("stop", "length")
+        chunks = list(client.chat.completions.create(stream=True, **plain))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == said
     finally:
         s.stop()
 

@@ -231,7 +231,7 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         text, calls = tools.split_reply(content)
         return text, [{"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
                        "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
-                      for c in calls]
+                      for c in calls or []]  # None: the reply is plain text, tools offered or not
 
     async def stream(job: Job, tokens: asyncio.Queue, stops, chat, ident, created, model, with_tools: bool = False):
         """Server-sent chunks. With tools, the reply is held to its end: only then is it known to be a call."""
