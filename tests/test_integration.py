@@ -120,3 +120,18 @@ def test_gemma3_trains_a_few_steps_and_answers_with_the_plain_template(tmp_path)
     tuned = tailored.load(run.path)
     assert "### Response:" in tuned.tokenizer.chat_template  # the plain template, saved with the run
     assert tuned.generate("How do I reset my password?", max_new_tokens=12).strip()
+
+
+def test_decode_loop_gives_generates_answers_on_the_support_heldout_file(short_run, monkeypatch):
+    import tailored.evaluation.generate as generation
+    from tailored.data import load_dataset
+    from tailored.data.encode import render_prompt
+    from tailored.models.decode import supported
+
+    tuned = tailored.load(short_run.path)
+    assert supported(tuned.model)
+    rows = load_dataset(EXAMPLES / "support.heldout.jsonl").examples[:16]
+    texts = [render_prompt(tuned.tokenizer, r.prompt) for r in rows]
+    fast = generation.generate_ids(tuned.model, tuned.tokenizer, texts, 48, 16)
+    monkeypatch.setattr(generation, "supported", lambda m: False)
+    assert fast == generation.generate_ids(tuned.model, tuned.tokenizer, texts, 48, 16)

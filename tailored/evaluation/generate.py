@@ -8,11 +8,12 @@ import torch
 
 from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.device import autocast, device_of
+from tailored.models.decode import decode, supported
 
 
 @torch.no_grad()
 def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = 16,
-                 bf16: bool = False, streamer=None, stopping_criteria=None,
+                 bf16: bool = False, on_token=None, cancelled=None,
                  sampling: dict | None = None) -> list[list[int]]:
     """Greedy new token ids for each rendered prompt in `texts`, in order (stop tokens kept).
 
@@ -20,6 +21,10 @@ def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[
     `max_new_tokens` may differ per prompt: a batch runs to its longest and each row is cut to its own.
     `sampling` ({"temperature", "top_p", "seed"}) samples instead; with a seed the same call gives
     the same tokens, and the caller's random state is left as it was.
+    Streaming (one prompt): `on_token(id)` gets each new token and then None; `cancelled()` returning
+    True ends generation early.
+    Greedy decoding of models `decode.supported` accepts runs in tailored's own decode loop, which
+    gives the tokens `model.generate` gives in a fraction of the time; the rest use `model.generate`.
     """
     model.eval()
     device = device_of(model)
@@ -34,22 +39,62 @@ def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[
     if sampling:
         how = {"do_sample": True, "temperature": sampling["temperature"], "top_p": sampling.get("top_p", 1.0),
                "top_k": 0}
+    fast = sampling is None and supported(model)
+    stream = on_token is not None
     try:
         for k in range(0, len(order), batch_size):
             idx = order[k : k + batch_size]
             enc = tokenizer([texts[i] for i in idx], add_special_tokens=False, padding=True, return_tensors="pt")
             enc = {n: t.to(device) for n, t in enc.items()}
+            budget = max(budgets[i] for i in idx)
             with autocast(device, bf16), _seeded(sampling and sampling.get("seed"), device):
-                result = model.generate(**enc, max_new_tokens=max(budgets[i] for i in idx), **how,
-                                        eos_token_id=stop, pad_token_id=tokenizer.pad_token_id, use_cache=True,
-                                        streamer=streamer, stopping_criteria=stopping_criteria)
-            for i, row in zip(idx, result[:, enc["input_ids"].shape[1] :].tolist()):
+                if fast:
+                    new = decode(model, enc["input_ids"], enc["attention_mask"], budget, stop,
+                                 tokenizer.pad_token_id, (lambda t: on_token(int(t[0]))) if stream else None, cancelled)
+                else:
+                    new = model.generate(**enc, max_new_tokens=budget, **how, eos_token_id=stop,
+                                         pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                                         **_hf_streaming(on_token, cancelled))
+                    new = new[:, enc["input_ids"].shape[1] :]
+            for i, row in zip(idx, new.tolist()):
                 row = row[: budgets[i]]
                 end = next((j for j, t in enumerate(row) if t in stop), None)
                 out[i] = row if end is None else row[: end + 1]
     finally:
         tokenizer.padding_side = side
+        if stream and fast:
+            on_token(None)  # the HF streamer's own end() does this on the other path
     return out
+
+
+def _hf_streaming(on_token, cancelled) -> dict:
+    """`on_token` and `cancelled` as the streamer and stopping criterion `model.generate` takes."""
+    if on_token is None and cancelled is None:
+        return {}
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Cancelled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return cancelled is not None and cancelled()
+
+    return {"streamer": _Streamer(on_token) if on_token else None, "stopping_criteria": StoppingCriteriaList([Cancelled()])}
+
+
+class _Streamer:
+    """transformers' streamer protocol: the prompt comes first (skipped), then one token per step."""
+
+    def __init__(self, on_token):
+        self.on_token, self.seen_prompt = on_token, False
+
+    def put(self, value) -> None:
+        if not self.seen_prompt:
+            self.seen_prompt = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.on_token(token)
+
+    def end(self) -> None:
+        self.on_token(None)
 
 
 @contextmanager

@@ -194,18 +194,9 @@ class Pool:
         """One batched generation for `jobs` (a streaming job always runs alone); results go to their futures."""
         import contextlib
 
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        streamer = stop = None
+        on_token = cancelled = None
         if jobs[0].on_token is not None:
-            job = jobs[0]
-            streamer = _Streamer(job.on_token)
-
-            class Cancelled(StoppingCriteria):
-                def __call__(self, input_ids, scores, **kwargs):
-                    return job.cancelled.is_set()
-
-            stop = StoppingCriteriaList([Cancelled()])
+            on_token, cancelled = jobs[0].on_token, jobs[0].cancelled.is_set
         if served.kind == "classify":  # a label per text, in one piece
             tuned = self.whole[served.key][1]
             for job, label in zip(jobs, tuned.generate([j.text for j in jobs], batch_size=len(jobs))):
@@ -216,7 +207,7 @@ class Pool:
             else contextlib.nullcontext()
         with adapter_off:
             ids = generate_ids(model, served.tokenizer, [j.text for j in jobs], [j.max_tokens for j in jobs],
-                               len(jobs), self.bf16, streamer, stop, jobs[0].sampling)
+                               len(jobs), self.bf16, on_token, cancelled, jobs[0].sampling)
         for job, row in zip(jobs, ids):
             job.future.set_result(row)
 
@@ -237,19 +228,3 @@ class Pool:
                     if not job.future.done():
                         job.future.set_exception(e)
 
-
-class _Streamer:
-    """transformers' streamer protocol: the prompt comes first (skipped), then one token per step."""
-
-    def __init__(self, on_token):
-        self.on_token, self.seen_prompt = on_token, False
-
-    def put(self, value) -> None:
-        if not self.seen_prompt:
-            self.seen_prompt = True
-            return
-        for token in value.reshape(-1).tolist():
-            self.on_token(token)
-
-    def end(self) -> None:
-        self.on_token(None)

@@ -1,0 +1,137 @@
+"""tailored's own decode loop gives exactly the tokens `model.generate` gives, streamed or not."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import tailored.evaluation.generate as generation
+from tailored.models import decode as decoding
+from tests.conftest import build_tokenizer
+
+PROMPTS = ["hello", "please help reset password billing the answer is", "yes no ok", "the answer is ok please help"]
+
+
+def _model(kv_heads: int, adapters: int = 2, attn: str = "sdpa"):
+    """A tiny random Llama with LoRA adapters whose B matrices are not zero, so they change the answers."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = build_tokenizer()
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=256,
+                         tie_word_embeddings=True, eos_token_id=tok.eos_token_id, bos_token_id=None,
+                         initializer_range=0.3, attn_implementation=attn)
+    model = LlamaForCausalLM(config)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                         "up_proj", "down_proj"])
+    model = get_peft_model(model, lora, adapter_name="first")
+    for k in range(1, adapters):
+        model.add_adapter(f"other{k}", lora)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.3)
+    model.eval()
+    return model, tok
+
+
+def _both(model, tok, monkeypatch, texts, budgets, batch_size, **kw):
+    """(fast, reference) token ids, checking that the fast path really ran."""
+    calls = []
+    real = decoding.decode
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "decode", spy)
+    fast = generation.generate_ids(model, tok, texts, budgets, batch_size, **kw)
+    assert calls, "the decode loop did not run"
+    monkeypatch.setattr(generation, "supported", lambda m: False)
+    reference = generation.generate_ids(model, tok, texts, budgets, batch_size, **kw)
+    monkeypatch.undo()
+    return fast, reference
+
+
+@pytest.mark.parametrize("kv_heads", [2, 4])  # grouped-query attention and plain multi-head
+@pytest.mark.parametrize("batch_size", [1, 4])  # one prompt (no mask) and left-padded batches
+def test_decode_gives_generates_tokens(kv_heads, batch_size, monkeypatch):
+    model, tok = _model(kv_heads)
+    assert decoding.supported(model)
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in PROMPTS]
+    fast, reference = _both(model, tok, monkeypatch, texts, [12, 5, 20, 9], batch_size)
+    assert fast == reference
+    assert [len(r) for r in fast] == [12, 5, 20, 9]  # no stop token came up: each row ran to its own budget
+    # the adapter mattered, and switching it or turning it off is followed
+    model.set_adapter("other1")
+    other, other_ref = _both(model, tok, monkeypatch, texts, 12, batch_size)
+    with model.disable_adapter():
+        bare, bare_ref = _both(model, tok, monkeypatch, texts, 12, batch_size)
+    assert other == other_ref and bare == bare_ref
+    assert other != [r[:12] for r in fast] and bare != other
+
+
+def test_decode_stops_each_row_at_its_stop_token(monkeypatch):
+    model, tok = _model(2)
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in PROMPTS]
+    free = generation.generate_ids(model, tok, texts, 16, 4)
+    stop = free[0][3]  # a token the first answer gives fourth: now it ends that answer (and maybe others)
+    model.generation_config.eos_token_id = [tok.eos_token_id, stop]
+    fast, reference = _both(model, tok, monkeypatch, texts, 16, 4)
+    assert fast == reference
+    assert fast[0] == free[0][:4] and fast[0][-1] == stop
+
+
+def test_streaming_and_cancelling_follow_the_same_tokens(monkeypatch):
+    model, tok = _model(2)
+    text = tok.apply_chat_template([{"role": "user", "content": "hello"}], tokenize=False, add_generation_prompt=True)
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(generation, "supported", lambda m: False)
+        seen = []
+        ids = generation.generate_ids(model, tok, [text], 10, 1, on_token=seen.append)
+        assert seen == [*ids[0], None]
+        seen = []
+        ids_cut = generation.generate_ids(model, tok, [text], 10, 1, on_token=seen.append,
+                                          cancelled=lambda: len(seen) >= 3)
+        # model.generate checks its stopping criteria one token later than the loop does
+        cut = 3 if fast else 4
+        assert ids_cut[0] == ids[0][:cut] and seen == [*ids[0][:cut], None]
+
+
+def test_what_the_loop_cannot_reproduce_goes_to_generate():
+    model, _ = _model(2, attn="eager")
+    assert not decoding.supported(model)
+    dora, _ = _model(2)
+    from peft import LoraConfig
+
+    dora.add_adapter("dora", LoraConfig(r=4, target_modules=["q_proj"], use_dora=True))
+    dora.set_adapter("dora")
+    assert not decoding.supported(dora)
+
+
+@pytest.mark.parametrize("kv_heads", [2, 4])
+def test_a_decode_step_gives_the_models_own_logits_bit_for_bit(kv_heads):
+    # Tokens can agree while logits drift; the loop is meant to repeat the model's arithmetic exactly.
+    from transformers import DynamicCache
+
+    model, tok = _model(kv_heads)
+    tok.padding_side = "left"
+    enc = tok(PROMPTS, return_tensors="pt", padding=True)
+    mask = enc["attention_mask"]
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+    ours, theirs = DynamicCache(config=model.config), DynamicCache(config=model.config)
+    with torch.no_grad():
+        for past in (ours, theirs):
+            model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=positions, cache=past, use_cache=True)
+        cache = decoding._Cache(ours, mask.shape[1] + 2)
+        token, position = torch.tensor([5, 17, 42, 99]), positions[:, -1] + 1
+        mask = torch.cat([mask, torch.ones(4, 1, dtype=mask.dtype)], dim=1)
+        fast = decoding._step(decoding._Weights(model), cache, token, position, mask.bool()[:, None, None, :])
+        reference = model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
+                          cache=theirs, use_cache=True).logits[:, -1]
+    assert torch.equal(fast, reference)
