@@ -241,8 +241,8 @@ def export(run: str = typer.Argument(..., help="Run folder or name."),
 
     exported = run_export(chosen(run, runs_dir), format, out, runs_dir, gguf_type, check, max_rows)
     typer.echo(f"wrote {exported.path}")
-    if exported.parity:
-        typer.echo(f"parity: {exported.parity}")
+    for check in exported.checks:
+        typer.echo(f"parity: {check}")
     if not exported.passed:
         err.print(f"[red]error[/red] {escape(exported.failure)}")
         raise typer.Exit(1)

@@ -7,6 +7,8 @@ exactly the vocabulary and template the run was trained with; the weights are th
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import torch
 
 from tailored import atomic
 from tailored.errors import TailoredError
+from tailored.models import llama_cpp
 from tailored.models.load import quiet_transformers
 from tailored.runs.card import write_card
 from tailored.tuned import Tuned, load
@@ -37,11 +40,16 @@ class Parity:
     export_score: float
     # share of rows identical or parting only where the export saw the run's token within NEAR_TIE of its own
     same_or_tie: float = 0.0
+    reader: str = "transformers"  # what read the export back
+    # llama.cpp only: share of prompts it tokenizes exactly as the run does (answers are compared on the run's tokens)
+    same_tokens: float | None = None
 
     def __str__(self) -> str:
         ties = f" ({self.same_or_tie:.1f}% counting near-ties)" if self.same_or_tie != self.same_output else ""
-        return (f"{self.same_output:.1f}% of {self.rows} held-out answers identical{ties}; {self.primary} "
-                f"{self.run_score:.1f} (run) vs {self.export_score:.1f} (export)")
+        tokens = "" if self.same_tokens is None else \
+            f"; {self.same_tokens:.1f}% of prompts tokenized as in training"
+        return (f"{self.reader}: {self.same_output:.1f}% of {self.rows} held-out answers identical{ties}; "
+                f"{self.primary} {self.run_score:.1f} (run) vs {self.export_score:.1f} (export){tokens}")
 
 
 @dataclass
@@ -49,15 +57,21 @@ class Exported:
     path: Path
     parity: Parity | None  # None when the check was off or the run has no held-out file
     min_parity: float = MIN_PARITY
+    llama_cpp: Parity | None = None  # a GGUF export read by llama.cpp itself, when llama-cpp-python is installed
+
+    @property
+    def checks(self) -> list[Parity]:
+        return [p for p in (self.parity, self.llama_cpp) if p is not None]
 
     @property
     def passed(self) -> bool:
-        return self.parity is None or self.parity.same_or_tie >= self.min_parity
+        return all(p.same_or_tie >= self.min_parity for p in self.checks)
 
     @property
     def failure(self) -> str:
-        return "" if self.passed else (f"only {self.parity.same_or_tie:.1f}% of answers match the run, counting "
-                                       f"near-ties (need {self.min_parity:g}%)")
+        worst = min(self.checks, key=lambda p: p.same_or_tie) if self.checks else None
+        return "" if self.passed else (f"only {worst.same_or_tie:.1f}% of answers match the run in {worst.reader}, "
+                                       f"counting near-ties (need {self.min_parity:g}%)")
 
 
 def merged_model(tuned: Tuned):
@@ -155,7 +169,9 @@ def load_export(path: Path, tuned: Tuned):
 
     with quiet_transformers():
         if path.suffix == ".gguf":
-            return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+            with contextlib.redirect_stderr(io.StringIO()):  # the GGUF converter's own progress bar
+                return AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                            dtype=torch.float32)
         return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
 
 
@@ -180,14 +196,47 @@ def heldout_answers(tuned: Tuned, data: str | Path, max_rows: int | None = None)
 
 def parity(tuned: Tuned, exported, reference) -> Parity:
     """The exported model's answers to the same rows, generated the same way, compared row by row."""
-    from tailored.evaluation.compare import score
-    from tailored.evaluation.generate import decode_answers, generate_ids
-    from tailored.evaluation.metrics import PRIMARY, task_kind
+    from tailored.evaluation.generate import generate_ids
 
     prompts, refs, budget, ours = reference
     theirs = generate_ids(exported, tuned.tokenizer, prompts, budget, 16, bf16=False)
+
+    def near_tie(prompt: str, a: list[int], b: list[int]) -> bool:
+        ids = tuned.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return _split_at_tie(lambda prefix: exported(torch.tensor([prefix])).logits[0, -1].float(), ids, a, b)
+
+    return _compare(tuned, reference, theirs, near_tie)
+
+
+def parity_llama_cpp(tuned: Tuned, gguf: Path, reference) -> Parity:
+    """The GGUF export's answers in llama.cpp itself, one row at a time, on the run's own prompt tokens."""
+    from tailored.data.encode import stop_token_ids
+    from tailored.models.llama_cpp import LlamaCpp
+
+    prompts, refs, budget, ours = reference
+    llm = LlamaCpp(gguf)
+    stop = stop_token_ids(tuned.tokenizer, tuned.model)
+    ids = [tuned.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    theirs = [llm.greedy(i, budget, stop) for i in ids]
+    tokenized = [llm.tokenize(p) == i for p, i in zip(prompts, ids)]
+
+    def near_tie(prompt: str, a: list[int], b: list[int]) -> bool:
+        prompt_ids = tuned.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return _split_at_tie(lambda prefix: torch.from_numpy(llm.next_logits(prefix)).float(), prompt_ids, a, b)
+
+    result = _compare(tuned, reference, theirs, near_tie)
+    result.reader, result.same_tokens = "llama.cpp", 100.0 * sum(tokenized) / max(len(tokenized), 1)
+    return result
+
+
+def _compare(tuned: Tuned, reference, theirs: list[list[int]], near_tie) -> Parity:
+    from tailored.evaluation.compare import score
+    from tailored.evaluation.generate import decode_answers
+    from tailored.evaluation.metrics import PRIMARY, task_kind
+
+    prompts, refs, budget, ours = reference
     same = [a == b for a, b in zip(ours, theirs)]
-    tie = [s or _split_at_tie(exported, tuned.tokenizer, p, a, b) for s, p, a, b in zip(same, prompts, ours, theirs)]
+    tie = [s or near_tie(p, a, b) for s, p, a, b in zip(same, prompts, ours, theirs)]
     primary = PRIMARY[task_kind(refs, tuned.labels)]
     scores = [score(decode_answers(tuned.tokenizer, ids), refs, tuned.labels)[0][primary] for ids in (ours, theirs)]
     share = lambda flags: 100.0 * sum(flags) / max(len(refs), 1)  # noqa: E731
@@ -195,14 +244,15 @@ def parity(tuned: Tuned, exported, reference) -> Parity:
 
 
 @torch.no_grad()
-def _split_at_tie(model, tokenizer, prompt: str, ours: list[int], theirs: list[int]) -> bool:
-    """Whether the export's answer leaves the run's where the run's token was within NEAR_TIE of its pick."""
+def _split_at_tie(next_logits, prompt_ids: list[int], ours: list[int], theirs: list[int]) -> bool:
+    """Whether the export's answer leaves the run's where the run's token was within NEAR_TIE of its pick.
+
+    `next_logits(ids)` is the export's logits for the token after `ids`.
+    """
     k = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), None)
     if k is None:  # one answer is a prefix of the other: they parted on stopping, not on a token
         return False
-    ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
-    ids = torch.cat([ids, torch.tensor([theirs[:k]], dtype=ids.dtype)], dim=1)
-    logits = model(ids).logits[0, -1].float()
+    logits = next_logits(prompt_ids + theirs[:k])
     return float(logits[theirs[k]] - logits[ours[k]]) < NEAR_TIE
 
 
@@ -231,4 +281,7 @@ def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, 
         export_merged(tuned, target)
     else:
         export_gguf(tuned, target, gguf_type)
-    return Exported(target, parity(tuned, load_export(target, tuned), reference) if reference else None, min_parity)
+    result = Exported(target, parity(tuned, load_export(target, tuned), reference) if reference else None, min_parity)
+    if reference and fmt == "gguf" and llama_cpp.installed():
+        result.llama_cpp = parity_llama_cpp(tuned, target, reference)
+    return result

@@ -9,28 +9,27 @@ from typer.testing import CliRunner
 import tailored
 from tailored.config import RunConfig, TrainConfig
 from tailored.export import MIN_PARITY, NEAR_TIE, _split_at_tie
-from tests.conftest import build_tokenizer, write_jsonl, yes_rows
+from tests.conftest import write_jsonl, yes_rows
 
 
-class _Fixed:
-    """A stand-in LM whose next-token logits are the same at every position."""
-
-    def __init__(self, logits: dict[int, float]):
-        self.logits = torch.zeros(100)
-        for token, value in logits.items():
-            self.logits[token] = value
-
-    def __call__(self, ids):
-        return types.SimpleNamespace(logits=self.logits.expand(1, ids.shape[1], 100))
+def _fixed(logits: dict[int, float]):
+    """Next-token logits that are the same whatever came before."""
+    vector = torch.zeros(100)
+    for token, value in logits.items():
+        vector[token] = value
+    return lambda ids: vector
 
 
 def test_a_split_counts_as_a_tie_only_when_the_exports_logits_were_that_close():
-    tok = build_tokenizer()
     ours, theirs = [7, 8, 5, 9], [7, 8, 6, 9]  # the export picked 6 where the run picked 5
-    assert _split_at_tie(_Fixed({6: 1.0, 5: 1.0 - NEAR_TIE / 10}), tok, "hi", ours, theirs)
-    assert not _split_at_tie(_Fixed({6: 1.0, 5: 1.0 - 2 * NEAR_TIE}), tok, "hi", ours, theirs)
+    assert _split_at_tie(_fixed({6: 1.0, 5: 1.0 - NEAR_TIE / 10}), [1, 2], ours, theirs)
+    assert not _split_at_tie(_fixed({6: 1.0, 5: 1.0 - 2 * NEAR_TIE}), [1, 2], ours, theirs)
     # one answer stopping earlier is not a tie on a token
-    assert not _split_at_tie(_Fixed({6: 1.0}), tok, "hi", [7, 8], [7, 8, 6])
+    assert not _split_at_tie(_fixed({6: 1.0}), [1, 2], [7, 8], [7, 8, 6])
+    # the logits asked for are those after the prompt and the shared start of the answers
+    asked = []
+    _split_at_tie(lambda ids: asked.append(ids) or torch.zeros(100), [1, 2], ours, theirs)
+    assert asked == [[1, 2, 7, 8]]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def test_tailor_export_passes_when_the_export_answers_like_the_run(yes_run, tmp_
 
     result = CliRunner().invoke(app, ["export", "yes", "--out", str(tmp_path / "m"), "--runs-dir", str(yes_run)])
     assert result.exit_code == 0, result.output
-    assert "parity: 100.0% of 8 held-out answers identical" in result.output
+    assert "parity: transformers: 100.0% of 8 held-out answers identical" in result.output
     card = (tmp_path / "m" / "README.md").read_text()  # the run's model card travels with the weights
     assert card.startswith("---\nbase_model: ") and "## Lineage" in card
 

@@ -79,6 +79,10 @@ def test_gguf_export_reloads_and_answers_like_the_run(short_run, tmp_path):
     assert exported.passed
     assert target.suffix == ".gguf" and (tmp_path / "Modelfile").exists()
     assert parity.rows == 8 and parity.same_or_tie >= 95.0, str(parity)
+    # and llama.cpp itself, which the Makefile installs, gives the run's answers from the same file
+    in_llama = exported.llama_cpp
+    assert in_llama is not None and in_llama.reader == "llama.cpp"
+    assert in_llama.rows == 8 and in_llama.same_or_tie >= 95.0 and in_llama.same_tokens == 100.0, str(in_llama)
     template = gguf.GGUFReader(str(target)).fields["tokenizer.chat_template"].contents()
     assert template == tailored.load(short_run.path).tokenizer.chat_template
     # the parity is with the tuned model, not the base: the run's answers moved away from the base's
