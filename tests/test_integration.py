@@ -139,3 +139,21 @@ def test_decode_loop_gives_generates_answers_on_the_support_heldout_file(short_r
     fast = generation.generate_ids(tuned.model, tuned.tokenizer, texts, 48, 16)
     monkeypatch.setattr(generation, "supported", lambda m: False)
     assert fast == generation.generate_ids(tuned.model, tuned.tokenizer, texts, 48, 16)
+
+
+def test_smollm2_tokenizes_as_llama_cpp_does():
+    # llama.cpp reads the bundled GGUF's own tokenizer (its "smollm" pre-tokenizer); training must split
+    # text the same way, or a GGUF export sees prompts in other tokens than the run learned from.
+    from llama_cpp import Llama
+
+    from tailored.models import load_tokenizer, resolve_base
+
+    base = resolve_base("smollm2-135m")
+    tok = load_tokenizer(base)
+    llm = Llama(model_path=str(Path(base.path) / base.gguf_file), vocab_only=True, verbose=False)
+    notes = [json.loads(line)["prompt"] for line in (EXAMPLES / "clinical_notes.heldout.jsonl").open()]
+    texts = ["a\n\n88 mg", "Order 12345 costs 88.50\n\n  7 days", *notes[:20]]
+    assert any("\n\n" in t and any(c.isdigit() for c in t) for t in texts)
+    for text in texts:
+        assert tok(text, add_special_tokens=False)["input_ids"] == llm.tokenize(text.encode(), add_bos=False,
+                                                                                special=True), text
