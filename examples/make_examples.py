@@ -365,6 +365,38 @@ def preference_pairs(rows: list[dict], seed: int) -> list[dict]:
     return pairs
 
 
+# Each support answer's facts, and a wrong value of the same shape for each: the menu path, a number, a
+# plan, a place. A reply with one of them swapped reads as fluently and is as long as the right one, so
+# the base model cannot tell them apart by likelihood; only knowing the product can.
+WRONG_FACTS = [("Settings → Billing", "Profile → Payments"), ("Settings → Security", "Settings → Privacy"),
+               ("Settings → Appearance", "Settings → Display"), ("Settings → Account", "Profile → Account"),
+               ("Settings → Sync", "Settings → Devices"), ("Settings → Offline", "Settings → Storage"),
+               ("File → Import", "Edit → Import"), ("File → Export", "Edit → Export"),
+               ("Admin console → Security", "Admin console → Members"), ("sidebar → Trash", "sidebar → Archive"),
+               ("Team plan", "Plus plan"), ("Frankfurt", "Dublin"), ("Virginia", "Oregon"), ("AES-256", "AES-128"),
+               ("5–7 business days", "10–14 business days"), ("30 days", "60 days"), ("10 backup codes", "6 backup codes"),
+               ("2 business days", "5 business days"), ("25 MB", "50 MB"), ("200 MB", "500 MB"), ("1 hour", "24 hours"),
+               ("50% off", "20% off"), ("12 months", "6 months"), ("after 3 days", "after 7 days"),
+               ("14-day", "30-day"), ("within 4 hours", "within 24 hours"), ("8:00–18:00", "9:00–17:00"),
+               ("$6 a month", "$8 a month"), ("$10 per user", "$12 per user"), ("3 notebooks", "5 notebooks"),
+               ("Can view or Can edit", "Can comment or Can edit"), ("Markdown, PDF or HTML", "Word, PDF or HTML"),
+               ("Evernote (.enex)", "Notion (.zip)"), ("northwind.app/reset", "northwind.app/password"),
+               ("northwind.app/students", "northwind.app/education"), ("Okta, Azure AD, Google Workspace", "Okta, OneLogin, Google Workspace")]
+
+
+def fact_pairs(rows: list[dict], seed: int) -> list[dict]:
+    """Support preferences: the right answer over the same answer with one fact swapped for a wrong one."""
+    r = random.Random(seed)
+    pairs = []
+    for row in rows:
+        good = row["messages"][-1]["content"]
+        facts = [(right, wrong) for right, wrong in WRONG_FACTS if right in good]
+        right, wrong = r.choice(facts)
+        pairs.append({"prompt": row["messages"][:-1], "chosen": good, "rejected": good.replace(right, wrong, 1),
+                      "intent": row["intent"], "swapped": f"{right} → {wrong}"})
+    return pairs
+
+
 def split_heldout(rows: list[dict], n_heldout: int, key) -> tuple[list[dict], list[dict]]:
     seen, unique = set(), []
     for r in rows:  # drop exact repeats: the generator can draw the same row twice
@@ -404,6 +436,8 @@ def main() -> None:
     write_jsonl(HERE / "support.heldout.jsonl", held)
     write_jsonl(HERE / "support_preferences.jsonl", preference_pairs(train[:240], seed=7))
     write_jsonl(HERE / "support_preferences.heldout.jsonl", preference_pairs(held, seed=8))
+    write_jsonl(HERE / "support_facts.jsonl", fact_pairs(train[:240], seed=9))
+    write_jsonl(HERE / "support_facts.heldout.jsonl", fact_pairs(held, seed=10))
 
     train, held = split_heldout([routing_row() for _ in range(480)], 80, key=lambda r: r["text"])
     write_csv(HERE / "email_routing.csv", train)
