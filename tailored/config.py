@@ -74,6 +74,13 @@ class DataConfig:
     skip_invalid: bool = _help("Drop rows with errors (and report how many) instead of stopping.", default=False)
     mix: str | None = _help("General data mixed into training to limit forgetting, as FILE:FRACTION (e.g. "
                             "general.jsonl:0.2 makes 20% of the training rows come from FILE).", default=None)
+    documents: str | None = _help("Documents to learn the facts from (manuals, policies, help pages): a .txt or .md "
+                                  "file, a folder of them, or JSONL/CSV/Parquet rows with only 'text'. Trained on "
+                                  "with the loss on every token, in the same run as DATA.", default=None)
+    chunk_tokens: int = _help("Documents are cut into windows of this many tokens (about a page); short windows "
+                              "keep attention cheap and batch well with chat rows.", default=256)
+    chunk_overlap: int = _help("Tokens each document window repeats from the one before, as context only (not "
+                               "learned twice), so no window starts cold mid-sentence.", default=32)
     guard: float = _help("Share of training rows that replay the base model's own answers to general requests "
                          "(written for tailored, bundled), so tuning keeps what the base knew. 0 turns the guard "
                          "off. Generating models only.", default=0.2)
@@ -97,6 +104,11 @@ class DataConfig:
             if not ok:
                 problems.append(f"mix={self.mix!r}; use FILE:FRACTION with a fraction between 0 and 1, "
                                 "e.g. general.jsonl:0.2")
+        if self.chunk_tokens < 16:
+            problems.append(f"chunk_tokens={self.chunk_tokens} is too small; use at least 16 (e.g. 256)")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
+            problems.append(f"chunk_overlap={self.chunk_overlap} must be 0 or more and under half of chunk_tokens "
+                            f"({self.chunk_tokens})")
         if not 0.0 <= self.guard < 0.5:
             problems.append(f"guard={self.guard} must be 0 (off) or a share below 0.5 (e.g. 0.2)")
         if not 0.0 < self.valid_fraction < 0.5:
@@ -208,6 +220,9 @@ class EvalConfig:
                                   "any, e.g. --min rouge_l=60.", default=None)
     report: str | None = _help("Write the HTML report here. `tailor train` always writes report.html into the run.",
                                default=None)
+    voice: str | None = _help("A classifier run (NAME or folder) trained on your own copy labelled 'house' against "
+                              "other copy: every generated reply gets its probability of 'house', the `voice` "
+                              "metric (brand voice).", default=None)
     forgetting: bool = _help("Also ask base and tuned 129 general questions with checkable answers and report the "
                              "share of the base's correct answers the tuned model keeps.", default=True)
 

@@ -176,7 +176,10 @@ def train(
     if ranks.main:
         distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
-    dpo.check_data(train_cfg.method, prep.train.format, prep.train.path, bool(data_cfg.mix))
+    if run_cfg.evaluate:
+        voice_scorer(eval_cfg, run_cfg.runs_dir)  # a --voice run that cannot score is said before training, not after
+    dpo.check_data(train_cfg.method, prep.train.format, prep.train.path,
+                   "--mix" if data_cfg.mix else "--documents" if data_cfg.documents else None)
     if parent:
         maintain.check_parent_compatible(parent, base.fingerprint())
     model = _load_model(train_cfg, base, prep, tokenizer, parent and maintain.parent_weights_path(parent, train_cfg))
@@ -316,11 +319,15 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
     if parent and run_cfg.evaluate:
         rows, union = maintain.heldout_union(parent, rows, prep.train.examples, prep.train.labels)
         console.print(f"[bold]compare[/bold] base, parent and new on {union}")
+    if run_cfg.evaluate and not rows and prep.documents:
+        console.print("no held-out questions to compare base and tuned on: pass --heldout FILE with questions whose "
+                      "answers are in the documents (rows may carry `fact`, the words a right answer contains)")
     if run_cfg.evaluate and rows:
         bf16 = choose_bf16(train_cfg.bf16, device_of(model))
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
         comparison = _compare(model, tokenizer, rows, prep.train_examples, prep.train.labels, eval_cfg, bf16,
-                              classify, base_model, base)
+                              classify, base_model, base, [d.text for d in prep.documents],
+                              voice_scorer(eval_cfg, run_cfg.runs_dir))
         if parent:
             maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
         if train_cfg.method == "dpo":
@@ -343,16 +350,30 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
 
 
 def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
-             base_model=None, base=None) -> Comparison:
-    """Before vs tuned on `rows`, with the evidence attached; shared by `train` and `evaluate`."""
+             base_model=None, base=None, documents: list[str] = (), voice=None) -> Comparison:
+    """Before vs tuned on `rows`, with the evidence attached; shared by `train` and `evaluate`.
+
+    `documents` (--documents' texts) count as training text where the evidence asks what training saw;
+    `voice` is --voice's scorer (`voice_scorer`)."""
     if classify:  # the untuned encoder's embeddings are one of the baselines
         comparison = compare_classifier(model, tokenizer, rows, train_rows, labels, eval_cfg, bf16,
                                         materialise(base).path if base else None)
     else:
-        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model)
+        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice)
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
-           rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt])
+           rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents))
     return comparison
+
+
+def voice_scorer(eval_cfg: EvalConfig, runs_dir: str = "runs"):
+    """--voice's classifier as texts → probability of 'house', or None without one."""
+    if not eval_cfg.voice:
+        return None
+    from tailored.tuned import load
+
+    classifier = load(eval_cfg.voice, runs_dir=runs_dir)
+    classifier.probability([], "house")  # says at once when the run cannot score the voice
+    return lambda texts: classifier.probability(texts, "house")
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConfig | None = None,
@@ -369,14 +390,16 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     dataset = load_dataset(path, labels=tuned.labels)
     lineage, saved = tuned.lineage, read_json(tuned.path / "config.json")
     train_path = lineage["data"]["train"]["path"]
-    train_rows = load_splits(train_path, DataConfig(**saved["data"]), saved["train"]["seed"]).train_examples \
-        if Path(train_path).exists() else []  # without it: no baseline for classifiers, no memorisation check
+    prep = load_splits(train_path, DataConfig(**saved["data"]), saved["train"]["seed"]) \
+        if Path(train_path).exists() else None  # without it: no baseline for classifiers, no memorisation check
+    train_rows = prep.train_examples if prep else []
     classify = tuned.kind == "classify"
     if classify and not train_rows:
         raise TailoredError(f"{train_path}: the run's training data is gone; the classifier's baseline needs it")
     base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
     comparison = _compare(tuned.model, tuned.tokenizer, dataset.examples, train_rows, tuned.labels, eval_cfg,
-                          tuned.bf16, classify, base_model, tuned.base)
+                          tuned.bf16, classify, base_model, tuned.base,
+                          [d.text for d in prep.documents] if prep else [], voice_scorer(eval_cfg, runs_dir))
     console = _console(quiet)
     print_comparison(comparison, console, eval_cfg.samples)
     print_evidence(comparison.review, console)

@@ -12,18 +12,32 @@ from tailored.data.prepare import Prepared
 
 
 def print_plan(console, data, data_cfg, train_cfg, prep: Prepared, profile: dict, reasons: dict) -> None:
-    console.print(f"[bold]data[/bold] {data}: {profile['rows']} rows ({profile['format']}), "
-                  f"{profile['train_rows']} train / {profile['validation_rows']} valid ({prep.valid_source}), "
-                  f"{profile['heldout_rows']} held-out"
-                  + (f", {profile['mixed_rows']} general rows mixed in from {data_cfg.mix_file}" if prep.mixed else "")
-                  + (f", plus {prep.guard_rows} of the base's own answers to general requests in training (the guard "
-                     "against forgetting; --guard 0 turns it off)" if prep.guard_rows else ""))
+    if profile["format"] == "documents":  # documents alone: windows, not rows
+        console.print(f"[bold]data[/bold] {data}: {profile['documents']} documents in {profile['document_chunks']} "
+                      f"training windows of {data_cfg.chunk_tokens} tokens (learned on every token), "
+                      f"{profile['validation_rows']} validation ({prep.valid_source}), {profile['heldout_rows']} "
+                      "held-out" + (f", plus {prep.guard_rows} of the base's own answers to general requests (the "
+                                    "guard against forgetting)" if prep.guard_rows else ""))
+    else:
+        _print_rows(console, data, data_cfg, prep, profile)
     if prep.errors:
         console.print(f"[yellow]skipped {len(prep.errors)} rows with errors (--skip-invalid)[/yellow]")
     for finding in prep.findings:
         console.print(f"[yellow]warning[/yellow] {escape(str(finding))}")
     for key, why in reasons.items():
         console.print(f"[dim]{key} = {getattr(train_cfg, key, getattr(data_cfg, key, None))}: {why}[/dim]")
+
+
+def _print_rows(console, data, data_cfg, prep: Prepared, profile: dict) -> None:
+    console.print(f"[bold]data[/bold] {data}: {profile['rows']} rows ({profile['format']}), "
+                  f"{profile['train_rows']} train / {profile['validation_rows']} valid ({prep.valid_source}), "
+                  f"{profile['heldout_rows']} held-out"
+                  + (f", {profile['mixed_rows']} general rows mixed in from {data_cfg.mix_file}" if prep.mixed else "")
+                  + (f", {profile['document_chunks']} windows of {data_cfg.chunk_tokens} tokens from "
+                     f"{profile['documents']} documents in {data_cfg.documents} (learned on every token)"
+                     if prep.documents else "")
+                  + (f", plus {prep.guard_rows} of the base's own answers to general requests in training (the guard "
+                     "against forgetting; --guard 0 turns it off)" if prep.guard_rows else ""))
 
 
 @contextmanager

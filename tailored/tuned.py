@@ -11,7 +11,8 @@ from tailored.models import load_causal_lm, load_tokenizer, resolve_base
 from tailored.models.load import quiet_transformers
 from tailored.runs import read_json, resolve_run
 from tailored.device import choose_bf16, device_of
-from tailored.models.scoring import predict_labels
+from tailored.errors import TailoredError
+from tailored.models.scoring import label_probabilities, predict_labels
 from tailored.models.sentence_classifier import SentenceClassifier
 
 
@@ -77,6 +78,16 @@ class Tuned:
         if self.labels:
             replies = [match_label(r, self.labels) for r in replies]
         return replies[0] if single else replies
+
+
+    def probability(self, texts: list[str], label: str, batch_size: int = 64) -> list[float]:
+        """A classifier's probability that each text has `label` (texts over the encoder's length are cut)."""
+        if self.kind != "classify" or label not in (self.labels or []):
+            raise TailoredError(f"{self.path}: not a classifier with the label '{label}' (labels: {self.labels}) — "
+                                f"train one on text/label rows that include '{label}'")
+        column = self.labels.index(label)
+        probabilities = label_probabilities(self.model, self.tokenizer, texts, batch_size, self.bf16, truncate=True)
+        return probabilities[:, column].tolist() if len(texts) else []
 
 
 def load(run: str | Path, runs_dir: str | Path = "runs") -> Tuned:

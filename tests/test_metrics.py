@@ -130,3 +130,19 @@ def test_tool_calls_are_scored_on_name_json_and_arguments():
     from tailored.evaluation.metrics import PRIMARY, task_kind
     assert task_kind(refs[:3], None) == "tool" and PRIMARY["tool"] == "argument_f1" and task_kind(refs, None) == "text"
     assert only_calls["argument_f1"] == pytest.approx(50.0)
+
+
+def test_rubric_checks_by_hand():
+    from tailored.evaluation.metrics import rubric_scores
+
+    preds = ["Sale time. 20% off tents until 3 May. See you out there.",
+             "Don't miss our amazing deal on tents!",
+             "The mean is 4.5, written x̄ in this course."]
+    extras = [{"mentions": ["20%", "tents", "3 May"], "avoid": ["amazing", "don't miss"]},
+              {"mentions": ["20%", "tents", "3 May"], "avoid": ["amazing", "don't miss"]},
+              {"fact": "4.5", "mentions": ["x̄", ["sample mean", "mean"]], "avoid": None}]
+    values, intervals = rubric_scores(preds, extras)
+    assert values["mentions"] == pytest.approx((100 + 100 / 3 + 100) / 3)  # 3 of 3, 1 of 3, 2 of 2
+    assert values["avoids"] == 50.0  # judged on the two rows that list words to avoid; the second uses both
+    assert values["fact_recall"] == 100.0 and intervals["fact_recall"] == (100.0, 100.0)  # one row carries a fact
+    assert rubric_scores(["anything"], [{"label": "x"}]) == ({}, {})  # no rubric fields: no rubric metrics

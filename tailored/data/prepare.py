@@ -13,6 +13,8 @@ from pathlib import Path
 from tailored.config import DataConfig
 from tailored.data import Dataset, Example, Problem, load_dataset, split_train_valid
 from tailored.data.audit import MIN_EXAMPLES, Finding, audit
+from tailored.data.documents import (Document, audit_documents, documents_digest, encode_documents, is_documents,
+                                     load_documents)
 from tailored.data.encode import IGNORE, Encoded, Labelled, Pair, TemplateError, encode_labelled, encode_many
 from tailored.errors import DataError, TailoredError
 
@@ -37,6 +39,8 @@ class Prepared:
     shown: list[Encoded] = field(default_factory=list)  # encodings aligned with train_examples, for --show
     context: int = 2048  # the base's context window, read once by `prepare`
     mixed: list[Example] = field(default_factory=list)  # general rows from --mix, trained on with the task rows
+    documents: list[Document] = field(default_factory=list)  # --documents: learned on every token, with the rows
+    document_chunks: int = 0  # their windows, in train_encoded after the task rows (and --mix's)
     guard_rows: int = 0  # the base's own answers to general requests, appended to train_encoded (the guard)
     # Problems with the data as a whole (too few examples): also in `errors`, but --skip-invalid, which
     # drops bad rows, cannot skip these.
@@ -63,6 +67,8 @@ class Prepared:
             "validation_source": self.valid_source,
             "heldout_rows": len(self.heldout.examples) if self.heldout else 0,
             "mixed_rows": len(self.mixed),
+            "documents": len(self.documents),
+            "document_chunks": self.document_chunks,
             "guard_rows": self.guard_rows,
             "errors": len(self.errors),
             "warnings": len(self.findings),
@@ -103,6 +109,8 @@ def _load(path, errors: list[Problem], labels: list[str] | None = None) -> Datas
 
 
 def load_splits(data: str | Path, cfg: DataConfig, seed: int) -> Prepared:
+    if is_documents(data):
+        return documents_only(data, cfg)
     errors: list[Problem] = []
     train = _load(data, errors)
     labels = train.labels if train else None
@@ -128,6 +136,32 @@ def load_splits(data: str | Path, cfg: DataConfig, seed: int) -> Prepared:
                           heldout.examples if heldout else None)
     if cfg.mix:
         prep.mixed = mix_rows(cfg, len(train_examples), seed, errors, prep.findings)
+    if cfg.documents:
+        prep.documents = load_documents(cfg.documents, errors)
+        prep.findings += audit_documents(prep.documents, heldout.examples if heldout else None)
+    return prep
+
+
+def documents_only(data: str | Path, cfg: DataConfig) -> Prepared:
+    """DATA that is documents alone (continued pre-training): no chat rows; validation is every
+    1/valid_fraction-th window of the documents (`encode_all`), or --valid's rows."""
+    if cfg.documents:
+        raise TailoredError(f"{data} holds documents, and so does --documents {cfg.documents}: pass chat rows as "
+                            "DATA with --documents, or the documents alone")
+    if cfg.mix:
+        raise TailoredError("--mix adds general chat rows to chat rows; documents alone train without it")
+    errors: list[Problem] = []
+    docs = load_documents(data, errors)
+    valid = _load(cfg.valid, errors) if cfg.valid else None
+    heldout_path = cfg.heldout or (None if Path(data).is_dir() else find_heldout(Path(data)))
+    heldout = _load(heldout_path, errors) if heldout_path else None
+    train = Dataset(str(data), "documents", [], documents_digest(docs))
+    source = str(cfg.valid) if cfg.valid else f"1 window in {round(1 / cfg.valid_fraction)} of the documents, at least one"
+    prep = Prepared(train, [], valid.examples if valid else [], heldout, source, errors, documents=docs)
+    if not docs:
+        prep.refusals.append(Problem(str(data), 1, "(file)", "no documents to train on", "add their text"))
+        errors.append(prep.refusals[-1])
+    prep.findings = audit_documents(docs, heldout.examples if heldout else None)
     return prep
 
 
@@ -187,8 +221,17 @@ def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], m
                 prep.shown.append(enc.chosen if isinstance(enc, Pair) else enc)
         return out
 
-    prep.train_encoded = run(prep.train_examples, keep_all=True) + run(prep.mixed)
+    # Document windows are cut to fit, so none is ever over the limit; validation stays task rows only.
+    chunks = encode_documents(tokenizer, prep.documents, min(cfg.chunk_tokens, max_length), cfg.chunk_overlap)
+    rows = run(prep.train_examples, keep_all=True) + run(prep.mixed)
     prep.valid_encoded = run(prep.valid_examples)
+    if prep.train and prep.train.format == "documents" and not cfg.valid and len(chunks) > 1:
+        # documents alone: every step-th window validates, and at least one does
+        step = max(2, min(round(1 / cfg.valid_fraction), len(chunks)))
+        prep.valid_encoded = chunks[step - 1 :: step]
+        chunks = [c for i, c in enumerate(chunks) if (i + 1) % step]
+    prep.document_chunks = len(chunks)
+    prep.train_encoded = rows + chunks
     _report_too_long(prep, cfg, too_long, max_length, "max_length")
     return prep
 
@@ -206,6 +249,8 @@ def encode_labelled_all(prep: Prepared, tokenizer, cfg: DataConfig, context: int
     """Text/label rows as token ids for an encoder classifier; rows over the limit are reported, never cut."""
     if cfg.mix:
         raise TailoredError("--mix is for generating models; a classifier learns only its labels")
+    if cfg.documents:
+        raise TailoredError("--documents is for generating models; a classifier learns only its labels")
     prep.context = context
     if prep.train is None:
         return prep

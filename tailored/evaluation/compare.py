@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -15,7 +16,8 @@ from tailored.config import EvalConfig
 from tailored.data.formats import Example
 from tailored.evaluation.generate import generate
 from tailored.data.tools import calls_in
-from tailored.evaluation.metrics import PRIMARY, json_scores, label_scores, task_kind, text_scores, tool_scores
+from tailored.evaluation.metrics import (PRIMARY, json_scores, label_scores, mean_scores, rubric_scores, task_kind,
+                                        text_scores, tool_scores)
 from tailored.device import autocast, device_of
 from tailored.models.load import quiet_transformers
 from tailored.models.scoring import predict_labels
@@ -75,10 +77,12 @@ def answer_budget(tokenizer, refs: list[str], cfg: EvalConfig) -> int:
 
 
 def compare(model, tokenizer, examples: list[Example], labels: list[str] | None, cfg: EvalConfig,
-            bf16: bool = False, base_model=None) -> Comparison:
+            bf16: bool = False, base_model=None, voice: Callable[[list[str]], list[float]] | None = None
+            ) -> Comparison:
     """Generate with the adapter off (base) and on (tuned) for the same prompts and score both.
 
     After full fine-tuning there is no adapter to switch off, so the untouched base comes as `base_model`.
+    `voice(texts)` gives each text's probability of being in the house voice (--voice's classifier).
     """
     examples = examples[: cfg.max_rows] if cfg.max_rows else examples
     prompts = [ex.prompt for ex in examples]
@@ -96,7 +100,19 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
              "extra": ex.extra} for ex, ref, b, t in zip(examples, refs, base_out, tuned_out)]
     (base, base_ci), (tuned, tuned_ci) = score(base_out, refs, labels), score(tuned_out, refs, labels)
     kind = task_kind(refs, labels)
-    return Comparison(PRIMARY[kind], base, tuned, rows, budget, seconds, base_ci, tuned_ci, kind)
+    primary = PRIMARY[kind]
+    # Rows that name their key fact or what the brief asks for are judged on that first: whether the answer
+    # states it counts, not how closely its wording follows one reference.
+    extras = [ex.extra for ex in examples]
+    for out, values, intervals in ((base_out, base, base_ci), (tuned_out, tuned, tuned_ci)):
+        checked, checked_ci = rubric_scores(out, extras)
+        if voice is not None:
+            voiced, voiced_ci = mean_scores({"voice": [100.0 * p for p in voice(out)]})
+            checked, checked_ci = {**voiced, **checked}, {**voiced_ci, **checked_ci}
+        values.update(checked)
+        intervals.update(checked_ci)
+    primary = next((m for m in ("fact_recall", "voice", "mentions") if m in tuned), primary)
+    return Comparison(primary, base, tuned, rows, budget, seconds, base_ci, tuned_ci, kind)
 
 
 def tfidf_baseline(train: list[Example], texts: list[str]) -> list[str]:

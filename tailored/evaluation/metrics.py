@@ -89,7 +89,7 @@ def label_scores(preds: list[str], refs: list[str], labels: list[str], seed: int
     def macro(idx: np.ndarray) -> float:
         return 100.0 * f1_score(truth[idx], predicted[idx], labels=labels, average="macro", zero_division=0)
 
-    values, intervals = _with_intervals({"accuracy": [100.0 * (p == t) for p, t in zip(predicted, truth)]}, seed)
+    values, intervals = mean_scores({"accuracy": [100.0 * (p == t) for p, t in zip(predicted, truth)]}, seed)
     every = np.arange(len(refs))
     values["macro_f1"], intervals["macro_f1"] = macro(every), bootstrap(macro, len(refs), seed)
     values["confusion"] = {"labels": labels, "matrix": confusion_matrix(truth, predicted, labels=labels).tolist()}
@@ -107,7 +107,8 @@ def bootstrap(stat: Callable[[np.ndarray], float], n_rows: int, seed: int = 0, r
     return (float(low), float(high))
 
 
-def _with_intervals(per_row: dict[str, list[float]], seed: int) -> tuple[dict, dict]:
+def mean_scores(per_row: dict[str, list[float]], seed: int = 0) -> tuple[dict, dict]:
+    """Each metric's mean over rows, and its 95% bootstrap interval."""
     arrays = {k: np.asarray(v, dtype=float) for k, v in per_row.items()}
     values = {k: float(a.mean()) if len(a) else 0.0 for k, a in arrays.items()}
     intervals = {k: bootstrap(lambda idx, a=a: float(a[idx].mean()), len(a), seed) for k, a in arrays.items()}
@@ -124,7 +125,7 @@ def text_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict,
         "rouge_l": rouge_l_rows(preds, refs),
         "chrf": [chrf.sentence_score(p, [r]).score for p, r in zip(preds, refs)],
     }
-    return _with_intervals(per_row, seed)
+    return mean_scores(per_row, seed)
 
 
 def _field_value(value) -> str:
@@ -198,7 +199,7 @@ def json_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict,
         "json_valid": [100.0 * (o is not None) for o in outputs],
         "keys_match": [100.0 * (o is not None and set(o) == set(t)) for o, t in zip(outputs, targets)],
     }
-    values, intervals = _with_intervals(per_row, seed)
+    values, intervals = mean_scores(per_row, seed)
     every = np.arange(n)
     values["field_f1"], intervals["field_f1"] = micro(every), bootstrap(micro, n, seed)
     values["field_macro_f1"], intervals["field_macro_f1"] = macro(every), bootstrap(macro, n, seed)
@@ -226,7 +227,61 @@ def tool_scores(preds: list[str], refs: list[str], seed: int = 0) -> tuple[dict,
         hits = sum((a & b).values())
         per_row["argument_f1"].append(100.0 * 2 * hits / (sum(a.values()) + sum(b.values())) if a or b else
                                       100.0 * (len(got) == len(want)))
-    return _with_intervals(per_row, seed)
+    return mean_scores(per_row, seed)
+
+
+def fact_alternatives(fact) -> list[str]:
+    """A row's `fact`: one string, or a list of acceptable ways to write it ("14 hours", "fourteen hours")."""
+    return [str(f) for f in fact] if isinstance(fact, (list, tuple)) else [str(fact)]
+
+
+# Numbers keep their sign, decimals and fractions ("-0.5", "3/13"); words keep combining marks ("x̄").
+_FACT_TOKEN = re.compile(r"-?\d+(?:[./]\d+)*|(?:[^\W\d_][\u0300-\u036f]*)+")
+
+
+def _fact_tokens(text: str) -> list[str]:
+    return _FACT_TOKEN.findall(text.lower())
+
+
+def contains_fact(pred: str, fact) -> bool:
+    """Whether the answer states the fact: its words and numbers, in order and adjacent, ignoring case and
+    punctuation ("$9" is in "costs $9 a month", not in "$99"; "-2" is not "2")."""
+    words = f" {' '.join(_fact_tokens(pred))} "
+    return any(f" {' '.join(_fact_tokens(alt))} " in words for alt in fact_alternatives(fact) if _fact_tokens(alt))
+
+
+def fact_scores(preds: list[str], facts: list, seed: int = 0) -> tuple[dict, dict]:
+    """fact_recall: the share of answers that contain their row's key fact, with its bootstrap interval."""
+    return mean_scores({"fact_recall": [100.0 * contains_fact(p, f) for p, f in zip(preds, facts)]}, seed)
+
+
+# Checks a held-out row may carry beside its reference, and the metric each gives:
+#   fact → fact_recall: the words a right answer must contain (one string, or a list of ways to write it);
+#   mentions → mentions: what the reply must mention (a brief's details, a course's terms), each a string or
+#              a list of ways to write it; the score is the share mentioned;
+#   avoid → avoids: words the reply must not use (a house style's banned words, terms above a student's level).
+# A metric is scored on the rows that carry its field (null or absent: not judged), when any row does.
+RUBRIC = {"fact": "fact_recall", "mentions": "mentions", "avoid": "avoids"}
+
+
+def _items(value) -> list:
+    """A list field as a list; one string (a CSV cell, say) is one item."""
+    return list(value) if isinstance(value, (list, tuple)) else [value] if value not in (None, "") else []
+
+
+def _rubric_row(field: str, pred: str, value) -> float:
+    if field == "fact":
+        return 100.0 * contains_fact(pred, value)
+    if field == "mentions":
+        return 100.0 * _mean([contains_fact(pred, m) for m in _items(value)]) if _items(value) else 100.0
+    return 100.0 * (not any(contains_fact(pred, w) for w in _items(value)))
+
+
+def rubric_scores(preds: list[str], extras: list[dict], seed: int = 0) -> tuple[dict, dict]:
+    """The RUBRIC metrics of the fields the rows carry, each a mean over those rows with its interval."""
+    per_row = {metric: [_rubric_row(field, p, e[field]) for p, e in zip(preds, extras) if e.get(field) is not None]
+               for field, metric in RUBRIC.items()}
+    return mean_scores({metric: rows for metric, rows in per_row.items() if rows}, seed)
 
 
 def task_kind(refs: list[str], labels: list[str] | None) -> str:

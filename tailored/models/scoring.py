@@ -101,12 +101,23 @@ def mean_token_loss(model, rows: list[Encoded], batch_size: int, pad_id: int, bf
 
 
 @torch.no_grad()
-def predict_labels(model, tokenizer, texts: list[str], batch_size: int = 64, bf16: bool = False) -> list[int]:
-    """A sequence classifier's most likely label index per text (callers check lengths)."""
+def label_probabilities(model, tokenizer, texts: list[str], batch_size: int = 64, bf16: bool = False,
+                        truncate: bool = False) -> torch.Tensor:
+    """A sequence classifier's probability of each label per text, as a (texts, labels) tensor.
+
+    `truncate` cuts texts to the encoder's length: for scoring generated text, which nobody wrote, and
+    whose opening carries its voice; the user's own rows are checked for length instead (callers do).
+    """
     model.eval()
     device, out = device_of(model), []
     for k in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[k : k + batch_size], padding=True, return_tensors="pt").to(device)
-        with autocast(device, bf16):
-            out.extend(model(**enc).logits.argmax(-1).tolist())
-    return out
+        enc = tokenizer(texts[k : k + batch_size], padding=True, truncation=truncate, return_tensors="pt").to(device)
+        with torch.no_grad(), autocast(device, bf16):
+            out.append(model(**enc).logits.float().softmax(-1))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def predict_labels(model, tokenizer, texts: list[str], batch_size: int = 64, bf16: bool = False) -> list[int]:
+    """A sequence classifier's most likely label index per text (callers check lengths)."""
+    probabilities = label_probabilities(model, tokenizer, texts, batch_size, bf16)
+    return probabilities.argmax(-1).tolist() if len(texts) else []

@@ -50,6 +50,9 @@ def render(run_dir: Path) -> str:
             f"- rows: {profile.get('rows', '?')}; trained on {profile.get('train_rows', '?')}, validated on "
             f"{profile.get('validation_rows', '?')} ({lineage['data'].get('valid')}), "
             f"{profile.get('heldout_rows', 0)} held out"]
+    if profile.get("documents"):
+        out.append(f"- plus {profile['documents']} documents (`{lineage['data']['documents']['path']}`), learned on every "
+                   f"token in {profile['document_chunks']} windows")
     if profile.get("guard_rows"):
         out.append(f"- plus {profile['guard_rows']} of the base's own answers to general requests (the forgetting guard)")
     if tokens := profile.get("tokens_per_example"):

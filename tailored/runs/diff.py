@@ -20,7 +20,11 @@ DATA = "data"
 
 
 def keep_data_copy(run_dir: Path, data: str | Path) -> None:
-    """Copy the training file into the run, atomically (the folder's truth includes what it learned)."""
+    """Copy the training file into the run, atomically (the folder's truth includes what it learned).
+
+    A folder of documents is not copied: the lineage keeps its digest."""
+    if Path(data).is_dir():
+        return
     with atomic.atomic_path(run_dir / DATA / Path(data).name) as tmp:
         shutil.copyfile(data, tmp)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 from collections import Counter
 from dataclasses import asdict
@@ -16,6 +17,7 @@ from pathlib import Path
 from tailored import atomic
 from tailored.atomic import sha256_file
 from tailored.config import DataConfig, EvalConfig, TrainConfig
+from tailored.data.documents import documents_digest
 from tailored.data.prepare import Prepared
 from tailored.errors import TailoredError
 from tailored.runs.diff import keep_data_copy
@@ -27,6 +29,8 @@ def shared_system_prompt(prep: Prepared) -> str | None:
 
     `predict` adds it to a bare prompt, so the tuned model is asked the way it was trained.
     """
+    if not prep.train_examples:  # documents alone: no turns at all
+        return None
     firsts = Counter(ex.messages[0]["content"] if ex.messages[0]["role"] == "system" else None
                      for ex in prep.train_examples)
     (prompt, count), = firsts.most_common(1)
@@ -45,7 +49,9 @@ def lineage(run_dir: Path, data, train_cfg: TrainConfig, base, prep: Prepared) -
         "base": {"name": train_cfg.base, "fingerprint": base.fingerprint(), "kind": base.kind},
         "data": {"train": {"path": str(data), "sha256": prep.train.sha256},
                  "valid": prep.valid_source,
-                 "heldout": ({"path": prep.heldout.path, "sha256": prep.heldout.sha256} if prep.heldout else None)},
+                 "heldout": ({"path": prep.heldout.path, "sha256": prep.heldout.sha256} if prep.heldout else None),
+                 **({"documents": {"path": os.path.commonpath([d.source for d in prep.documents]),
+                                   "sha256": documents_digest(prep.documents)}} if prep.documents else {})},
         "task": {"kind": train_cfg.task, "method": "full" if classify else train_cfg.method,
                  "format": prep.train.format, "labels": prep.train.labels,
                  "system_prompt": shared_system_prompt(prep)},

@@ -54,7 +54,7 @@ def batching(pad_id: int, beta: float) -> dict:
             "units": units, "length": length}
 
 
-def check_data(method: str, fmt: str, path: str, mixed: bool) -> None:
+def check_data(method: str, fmt: str, path: str, mixed: str | None) -> None:
     """Preference pairs train with DPO, and DPO trains only on preference pairs."""
     pairs = fmt in PREFERENCE
     if method == "dpo" and not pairs:
@@ -63,5 +63,5 @@ def check_data(method: str, fmt: str, path: str, mixed: bool) -> None:
     if pairs and method != "dpo":
         raise TailoredError(f"{path}: this file holds preference pairs; train it with --method dpo (optionally "
                             "--from a supervised run)")
-    if method == "dpo" and mixed:
-        raise TailoredError("--mix adds supervised rows; DPO trains on pairs only")
+    if method == "dpo" and mixed:  # the flag that adds them: --mix or --documents
+        raise TailoredError(f"{mixed} adds supervised rows; DPO trains on pairs only")
