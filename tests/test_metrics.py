@@ -146,3 +146,19 @@ def test_rubric_checks_by_hand():
     assert values["avoids"] == 50.0  # judged on the two rows that list words to avoid; the second uses both
     assert values["fact_recall"] == 100.0 and intervals["fact_recall"] == (100.0, 100.0)  # one row carries a fact
     assert rubric_scores(["anything"], [{"label": "x"}]) == ({}, {})  # no rubric fields: no rubric metrics
+
+
+def test_final_answer_is_the_number_a_reply_ends_on_not_one_it_repeats():
+    from fractions import Fraction
+
+    from tailored.evaluation.metrics import final_answer, rubric_scores
+
+    assert final_answer("Not quite. z = (40 − 46) / 12 = -0.5. Final answer: z = -0.5. Next step: 2 s.") == Fraction(-1, 2)
+    assert final_answer("P(A) = 4 / 52. Final answer: P(A) = 1/13.") == Fraction(1, 13)
+    assert final_answer("You said 15.67, and the mean is 11.75") == Fraction(47, 4)  # no marker: the last number
+    assert final_answer("No idea.") is None
+    replies = ["I got 11.75, you say. That is right.",  # echoes the student's (right) answer, then ends on it
+               "You said 11.75. Final answer: x̄ = 12.",  # repeats it, but ends on another number
+               "Final answer: x̄ = 11.75. Next step: compare with the median of 5 values."]
+    values, _ = rubric_scores(replies, [{"answer": "11.75"}] * 3)
+    assert values["final_answer"] == pytest.approx(200 / 3)  # rows 1 and 3

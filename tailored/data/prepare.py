@@ -55,13 +55,19 @@ class Prepared:
             raise DataError(self.errors or [Problem(str(self.train.path if self.train else "?"), 1, "(file)",
                                                     "nothing left to train on", "add examples")])
 
+    @property
+    def _alone(self) -> bool:
+        return bool(self.train and self.train.format == "documents")
+
     def profile(self, n_params: int | None = None, epochs: int | None = None) -> dict:
         task = self.train_encoded[: len(self.train_encoded) - self.guard_rows]  # the guard's rows come last
         lengths = sorted(len(e.input_ids) for e in task)
         profile = {
             "format": self.train.format if self.train else None,
-            "rows": len(self.train.examples) + len(self.train.problems) if self.train else 0,
-            "valid_rows": len(self.train.examples) if self.train else 0,
+            # documents alone: each document is a row
+            "rows": len(self.train.examples) + len(self.train.problems) + len(self.documents) * self._alone
+            if self.train else 0,
+            "valid_rows": len(self.train.examples) + len(self.documents) * self._alone if self.train else 0,
             "train_rows": len(self.train_encoded) - self.guard_rows,  # the user's rows (and --mix's)
             "validation_rows": len(self.valid_encoded),
             "validation_source": self.valid_source,

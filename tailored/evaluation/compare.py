@@ -111,7 +111,7 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
             checked, checked_ci = {**voiced, **checked}, {**voiced_ci, **checked_ci}
         values.update(checked)
         intervals.update(checked_ci)
-    primary = next((m for m in ("fact_recall", "voice", "mentions") if m in tuned), primary)
+    primary = next((m for m in ("fact_recall", "final_answer", "voice", "mentions") if m in tuned), primary)
     return Comparison(primary, base, tuned, rows, budget, seconds, base_ci, tuned_ci, kind)
 
 

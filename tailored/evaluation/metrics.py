@@ -10,6 +10,7 @@ import json
 import re
 import string
 from collections import Counter
+from fractions import Fraction
 from typing import Callable
 
 import numpy as np
@@ -257,11 +258,31 @@ def fact_scores(preds: list[str], facts: list, seed: int = 0) -> tuple[dict, dic
 
 # Checks a held-out row may carry beside its reference, and the metric each gives:
 #   fact → fact_recall: the words a right answer must contain (one string, or a list of ways to write it);
+#   answer → final_answer: a number (2, -0.5, 3/13) the reply must end on: the first number after "Final
+#            answer" when the reply says that, else its last number, so repeating a question's numbers
+#            along the way earns nothing;
 #   mentions → mentions: what the reply must mention (a brief's details, a course's terms), each a string or
 #              a list of ways to write it; the score is the share mentioned;
 #   avoid → avoids: words the reply must not use (a house style's banned words, terms above a student's level).
 # A metric is scored on the rows that carry its field (null or absent: not judged), when any row does.
-RUBRIC = {"fact": "fact_recall", "mentions": "mentions", "avoid": "avoids"}
+RUBRIC = {"fact": "fact_recall", "answer": "final_answer", "mentions": "mentions", "avoid": "avoids"}
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
+_FINAL = re.compile(r"final answer", re.I)
+
+
+def _as_number(text: str) -> Fraction | None:
+    try:
+        return Fraction(text.replace(" ", ""))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def final_answer(pred: str) -> Fraction | None:
+    """The number a reply ends on: the first after its last "Final answer", else its last number."""
+    marker = list(_FINAL.finditer(pred))
+    numbers = _NUMBER.findall(pred[marker[-1].end():]) if marker else []
+    numbers = numbers[:1] if numbers else _NUMBER.findall(pred)[-1:]
+    return _as_number(numbers[0]) if numbers else None
 
 
 def _items(value) -> list:
@@ -272,6 +293,9 @@ def _items(value) -> list:
 def _rubric_row(field: str, pred: str, value) -> float:
     if field == "fact":
         return 100.0 * contains_fact(pred, value)
+    if field == "answer":
+        want = _as_number(str(value))
+        return 100.0 * (want is not None and final_answer(pred) == want)
     if field == "mentions":
         return 100.0 * _mean([contains_fact(pred, m) for m in _items(value)]) if _items(value) else 100.0
     return 100.0 * (not any(contains_fact(pred, w) for w in _items(value)))
