@@ -34,6 +34,7 @@ from tailored.runs.record import saved_run, settings, start_run
 from tailored.runs.store import running
 from tailored.training import checkpoint, classifier, defaults, distributed, dpo, lora
 from tailored.training.loop import FitResult, fit, overfitting
+from tailored.tuned import house_voice
 
 
 @dataclass
@@ -177,7 +178,7 @@ def train(
         distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
     if run_cfg.evaluate:
-        voice_scorer(eval_cfg, run_cfg.runs_dir)  # a --voice run that cannot score is said before training, not after
+        house_voice(eval_cfg.voice, run_cfg.runs_dir)  # a --voice run that cannot score: said now, not after training
     dpo.check_data(train_cfg.method, prep.train.format, prep.train.path,
                    "--mix" if data_cfg.mix else "--documents" if data_cfg.documents else None)
     if parent:
@@ -327,7 +328,7 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
         comparison = _compare(model, tokenizer, rows, prep.train_examples, prep.train.labels, eval_cfg, bf16,
                               classify, base_model, base, [d.text for d in prep.documents],
-                              voice_scorer(eval_cfg, run_cfg.runs_dir))
+                              house_voice(eval_cfg.voice, run_cfg.runs_dir))
         if parent:
             maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
         if train_cfg.method == "dpo":
@@ -354,7 +355,7 @@ def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, b
     """Before vs tuned on `rows`, with the evidence attached; shared by `train` and `evaluate`.
 
     `documents` (--documents' texts) count as training text where the evidence asks what training saw;
-    `voice` is --voice's scorer (`voice_scorer`)."""
+    `voice` is --voice's scorer (`tuned.house_voice`)."""
     if classify:  # the untuned encoder's embeddings are one of the baselines
         comparison = compare_classifier(model, tokenizer, rows, train_rows, labels, eval_cfg, bf16,
                                         materialise(base).path if base else None)
@@ -363,17 +364,6 @@ def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, b
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
            rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents))
     return comparison
-
-
-def voice_scorer(eval_cfg: EvalConfig, runs_dir: str = "runs"):
-    """--voice's classifier as texts → probability of 'house', or None without one."""
-    if not eval_cfg.voice:
-        return None
-    from tailored.tuned import load
-
-    classifier = load(eval_cfg.voice, runs_dir=runs_dir)
-    classifier.probability([], "house")  # says at once when the run cannot score the voice
-    return lambda texts: classifier.probability(texts, "house")
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConfig | None = None,
@@ -399,7 +389,8 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
     comparison = _compare(tuned.model, tuned.tokenizer, dataset.examples, train_rows, tuned.labels, eval_cfg,
                           tuned.bf16, classify, base_model, tuned.base,
-                          [d.text for d in prep.documents] if prep else [], voice_scorer(eval_cfg, runs_dir))
+                          [d.text for d in prep.documents] if prep else [],
+                          house_voice(eval_cfg.voice, runs_dir))
     console = _console(quiet)
     print_comparison(comparison, console, eval_cfg.samples)
     print_evidence(comparison.review, console)

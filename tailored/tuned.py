@@ -93,3 +93,13 @@ class Tuned:
 def load(run: str | Path, runs_dir: str | Path = "runs") -> Tuned:
     """Load a finished run by folder (`runs/support/v1`) or name (`support`, the latest version)."""
     return Tuned(resolve_run(run, runs_dir))
+
+
+def house_voice(run: str | Path | None, runs_dir: str | Path = "runs"):
+    """--voice's classifier as texts → probability of 'house', or None without one; says at once when the run
+    cannot score the voice (not a classifier, no 'house' label)."""
+    if not run:
+        return None
+    classifier = load(run, runs_dir=runs_dir)
+    classifier.probability([], "house")
+    return lambda texts: classifier.probability(texts, "house")

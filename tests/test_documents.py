@@ -177,3 +177,32 @@ def test_documents_alone_train_validate_on_their_own_windows_and_answer_held_out
     metrics = json.loads((run.path / "metrics.json").read_text())
     assert metrics["train"]["best_valid_loss"] is not None  # validated on held-back windows
     assert metrics["eval"]["primary"] == "fact_recall" and len(metrics["eval"]["rows"]) == 1
+
+
+def test_voice_scores_every_generated_reply_with_the_house_classifier(tiny_base, tiny_encoder, tmp_path):
+    import csv
+
+    voice_rows = tmp_path / "voice.csv"
+    with open(voice_rows, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows([(f"yes yes the answer is yes {i}", "house") for i in range(20)]
+                         + [(f"no please help billing no {i}", "other") for i in range(20)])
+    runs = str(tmp_path / "runs")
+    voice = tailored.train(voice_rows, TrainConfig(task="classify", base=str(tiny_encoder), epochs=3,
+                                                   learning_rate=3e-3, batch_size=8),
+                           run_cfg=RunConfig(runs_dir=runs, name="voice", evaluate=False), quiet=True)
+    data = write_jsonl(tmp_path / "yes.jsonl", yes_rows(30))
+    write_jsonl(tmp_path / "yes.heldout.jsonl", yes_rows(4, start=500))
+    cfg = TrainConfig(base=str(tiny_base), epochs=2, learning_rate=1e-2, batch_size=8)
+    run = tailored.train(data, cfg, DataConfig(guard=0), EvalConfig(max_new_tokens=4, forgetting=False, voice="voice"),
+                         RunConfig(runs_dir=runs), quiet=True)
+    evaluation = json.loads((run.path / "metrics.json").read_text())["eval"]
+    assert evaluation["primary"] == "voice" and "voice" in evaluation["tuned_ci"]
+    house = tailored.load(voice.path).probability([r["tuned"] for r in evaluation["rows"]], "house")
+    assert evaluation["tuned"]["voice"] == pytest.approx(100 * sum(house) / len(house))
+    # a run that cannot score the voice is refused before any training
+    with pytest.raises(TailoredError, match="not a classifier with the label 'house'"):
+        tailored.train(data, cfg, DataConfig(guard=0), EvalConfig(voice=str(run.path)), RunConfig(runs_dir=runs),
+                       quiet=True)
+    assert not (tmp_path / "runs" / "yes" / "v2").exists()
