@@ -26,7 +26,8 @@ import torch
 import tailored.evaluation.generate as generation
 from tailored.data import load_dataset
 from tailored.data.encode import render_prompt, stop_token_ids
-from tailored.models.decode import decode, supported
+from tailored.models.batch import decode
+from tailored.models.decode import supported
 from tailored.tuned import load
 
 
@@ -41,8 +42,8 @@ def single_stream_torch(model, ids: torch.Tensor, n: int, fast: bool) -> tuple[f
     mask = torch.ones_like(ids)
     with torch.no_grad():
         if fast:
-            first, _ = timed(lambda: decode(model, ids, mask, 1, [], 0))
-            whole, out = timed(lambda: decode(model, ids, mask, n, [], 0))
+            first, _ = timed(lambda: decode(model, ids[0].tolist(), 1))
+            whole, out = timed(lambda: torch.tensor([decode(model, ids[0].tolist(), n)]))
         else:
             run = lambda k: model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=k, min_new_tokens=k,  # noqa: E731
                                            do_sample=False, pad_token_id=0, use_cache=True)

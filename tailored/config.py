@@ -296,8 +296,8 @@ class ServerConfig:
     max_body_bytes: int = _help("Largest request body accepted; bigger ones get 413 before parsing.",
                                 default=1_000_000)
     max_tokens_cap: int = _help("Most new tokens one request may ask for.", default=1024)
-    batch_size: int = _help("Requests for the same model generated together.", default=16)
-    batch_wait_ms: int = _help("How long the first request waits for others to share its batch.", default=10)
+    batch_size: int = _help("Requests generated together: each joins the running batch at the next token and "
+                            "leaves it when done, whatever adapter of the base it asks for.", default=16)
     jobs: bool = _help("Offer OpenAI's files and fine-tuning jobs API, training queued jobs in worker processes.",
                        default=True)
     concurrent_jobs: int = _help("Fine-tuning jobs trained at once; more wait in the queue. On a few CPU cores, "
@@ -319,8 +319,6 @@ class ServerConfig:
                      "concurrent_jobs", "max_file_bytes", "job_threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
-        if self.batch_wait_ms < 0:
-            problems.append(f"batch_wait_ms={self.batch_wait_ms} must be 0 or more")
         _check(problems, "server")
 
 

@@ -40,13 +40,13 @@ def _model(kv_heads: int, adapters: int = 2, attn: str = "sdpa"):
 def _both(model, tok, monkeypatch, texts, budgets, batch_size, **kw):
     """(fast, reference) token ids, checking that the fast path really ran."""
     calls = []
-    real = decoding.decode
+    real = generation._continuous
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(generation, "decode", spy)
+    monkeypatch.setattr(generation, "_continuous", spy)
     fast = generation.generate_ids(model, tok, texts, budgets, batch_size, **kw)
     assert calls, "the decode loop did not run"
     monkeypatch.setattr(generation, "supported", lambda m: False)
@@ -115,23 +115,32 @@ def test_what_the_loop_cannot_reproduce_goes_to_generate():
 
 
 @pytest.mark.parametrize("kv_heads", [2, 4])
-def test_a_decode_step_gives_the_models_own_logits_bit_for_bit(kv_heads):
+def test_a_decode_step_gives_the_models_own_logits(kv_heads):
     # Tokens can agree while logits drift; the loop is meant to repeat the model's arithmetic exactly.
     from transformers import DynamicCache
 
     model, tok = _model(kv_heads)
-    tok.padding_side = "left"
-    enc = tok(PROMPTS, return_tensors="pt", padding=True)
-    mask = enc["attention_mask"]
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-    ours, theirs = DynamicCache(config=model.config), DynamicCache(config=model.config)
+    prompts = [tok(p, return_tensors="pt")["input_ids"] for p in PROMPTS]
+    tokens = torch.tensor([5, 17, 42, 99])
+    alone, caches = [], []
     with torch.no_grad():
-        for past in (ours, theirs):
-            model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=positions, cache=past, use_cache=True)
-        cache = decoding._Cache(ours, mask.shape[1] + 2)
-        token, position = torch.tensor([5, 17, 42, 99]), positions[:, -1] + 1
-        mask = torch.cat([mask, torch.ones(4, 1, dtype=mask.dtype)], dim=1)
-        fast = decoding._step(decoding._Weights(model), cache, token, position, mask.bool()[:, None, None, :])
-        reference = model(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
-                          cache=theirs, use_cache=True).logits[:, -1]
-    assert torch.equal(fast, reference)
+        for ids, token in zip(prompts, tokens):
+            ours, theirs = DynamicCache(config=model.config), DynamicCache(config=model.config)
+            for past in (ours, theirs):
+                model(input_ids=ids, cache=past, use_cache=True)
+            caches.append(ours)
+            one = decoding.Cache(1)
+            one.add(ours, ids.shape[1] + 2)
+            fast = decoding.step(decoding.Weights(model), one, token[None], [(decoding.adapters_in_use(model), None)])
+            reference = model(input_ids=token[None, None], cache=theirs, use_cache=True).logits[:, -1]
+            assert torch.equal(fast, reference)  # a row alone: the model's own logits, bit for bit
+            alone.append(reference[0])
+        # the four rows at different lengths in one batch (their prefills untouched by the steps above, which
+        # wrote into our own cache): each row's logits up to the rounding of a bigger matrix product
+        batch = decoding.Cache(4)
+        for past, ids in zip(caches, prompts):
+            batch.add(past, ids.shape[1] + 2)
+        together = decoding.step(decoding.Weights(model), batch, tokens, [(decoding.adapters_in_use(model), None)])
+    assert len(set(batch.lengths)) > 1
+    torch.testing.assert_close(together, torch.stack(alone), rtol=0, atol=1e-5)
+    assert together.argmax(-1).tolist() == torch.stack(alone).argmax(-1).tolist()

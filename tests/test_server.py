@@ -104,6 +104,34 @@ def test_batched_answers_equal_one_at_a_time_answers(server):
     assert together == alone and len(set(alone)) > 1
 
 
+def test_requests_join_the_running_batch_mid_answer_with_their_own_adapters(server, monkeypatch):
+    from tailored.models.batch import Batcher
+
+    client = server.client()
+    names = ("yes", "no", "base", "yes")
+    alone = [ask(client, m).choices[0].message.content for m in names]
+    long_alone = ask(client, "base", text="hello", max_tokens=150).choices[0].message.content
+    steps, real = [], Batcher.step
+
+    def slow_step(self):  # a slow model: the short requests surely arrive while the long one runs
+        steps.append((len(self), {row.adapters for row in self.rows}))
+        time.sleep(0.02)
+        return real(self)
+
+    monkeypatch.setattr(Batcher, "step", slow_step)
+    with ThreadPoolExecutor(len(names) + 1) as pool:
+        long = pool.submit(lambda: (ask(client, "base", text="hello", max_tokens=150), time.monotonic()))
+        while not steps:
+            time.sleep(0.005)
+        short = [pool.submit(lambda m=m: (ask(client, m), time.monotonic())) for m in names]
+        answers = [f.result() for f in short]
+        long_answer, long_done = long.result()
+    assert [a.choices[0].message.content for a, _ in answers] == alone
+    assert long_answer.choices[0].message.content == long_alone and long_answer.choices[0].finish_reason == "length"
+    assert all(done < long_done for _, done in answers)  # they joined mid-answer instead of waiting for it
+    assert max(n for n, _ in steps) >= 3 and max(len(a) for _, a in steps) >= 3  # base, yes and no rows together
+
+
 def test_completions_endpoint_and_stop_sequences(server):
     client = server.client()
     out = client.completions.create(model="yes", prompt="hello", max_tokens=6)

@@ -8,62 +8,89 @@ import torch
 
 from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.device import autocast, device_of
-from tailored.models.decode import decode, supported
+from tailored.models.batch import Batcher, Row
+from tailored.models.decode import supported
 
 
 @torch.no_grad()
 def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = 16,
                  bf16: bool = False, on_token=None, cancelled=None,
                  sampling: dict | None = None) -> list[list[int]]:
-    """Greedy new token ids for each rendered prompt in `texts`, in order (stop tokens kept).
+    """New token ids for each rendered prompt in `texts`, in order (stop tokens kept); greedy by default.
 
-    Prompts are sorted by length and left-padded so each batch wastes little compute on padding.
-    `max_new_tokens` may differ per prompt: a batch runs to its longest and each row is cut to its own.
-    `sampling` ({"temperature", "top_p", "seed"}) samples instead; with a seed the same call gives
-    the same tokens, and the caller's random state is left as it was.
-    Streaming (one prompt): `on_token(id)` gets each new token and then None; `cancelled()` returning
-    True ends generation early.
-    Greedy decoding of models `decode.supported` accepts runs in tailored's own decode loop, which
-    gives the tokens `model.generate` gives in a fraction of the time; the rest use `model.generate`.
+    `max_new_tokens` may differ per prompt. `sampling` ({"temperature", "top_p", "seed"}) samples
+    instead; with a seed the same call gives the same tokens, and the caller's random state is left as
+    it was. Streaming (one prompt): `on_token(id)` gets each new token and then None; `cancelled()`
+    returning True ends generation early.
+    Models `decode.supported` accepts run in tailored's own decode loop with continuous batching: up
+    to `batch_size` rows at once, each leaving as soon as it ends and the next prompt taking its place,
+    and each row's answer the one it gets alone. The rest use `model.generate` on left-padded batches
+    of prompts sorted by length.
     """
     model.eval()
-    device = device_of(model)
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(texts)
-    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     stop = sorted(stop_token_ids(tokenizer, model))
+    stream = on_token is not None
+    try:
+        if supported(model):
+            out = _continuous(model, prompts, budgets, stop, batch_size, bf16, on_token, cancelled, sampling)
+        else:
+            out = _padded(model, tokenizer, texts, prompts, budgets, stop, batch_size, bf16, on_token, cancelled,
+                          sampling)
+    finally:
+        if stream:
+            on_token(None)
+    for i, row in enumerate(out):
+        row = row[: budgets[i]]
+        end = next((j for j, t in enumerate(row) if t in stop), None)
+        out[i] = row if end is None else row[: end + 1]
+    return out
+
+
+def _continuous(model, prompts, budgets, stop, batch_size, bf16, on_token, cancelled, sampling) -> list[list[int]]:
+    """Every prompt through one running batch; the longest prompts go first, so short ones fill the gaps."""
+    out: list[list[int]] = [[] for _ in prompts]
+    waiting = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # pop() takes the longest
+    batcher = Batcher(model, batch_size)
+    stops = frozenset(stop)
+    with autocast(device_of(model), bf16):
+        while waiting or batcher:
+            while waiting and not batcher.full():
+                i = waiting.pop()
+                row = Row(prompts[i], budgets[i], stops, on_token, cancelled, sampling, tag=i)
+                if not batcher.add(row):
+                    out[i] = row.tokens
+            for row in batcher.step():
+                out[row.tag] = row.tokens
+    return out
+
+
+def _padded(model, tokenizer, texts, prompts, budgets, stop, batch_size, bf16, on_token, cancelled,
+            sampling) -> list[list[int]]:
+    """`model.generate` on left-padded batches of prompts sorted by length (each batch runs to its longest)."""
+    device = device_of(model)
+    order = sorted(range(len(texts)), key=lambda i: len(prompts[i]))
     out: list[list[int]] = [[] for _ in texts]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generation appends on the right, so padding must sit on the left
     how = {"do_sample": False}
     if sampling:
         how = {"do_sample": True, "temperature": sampling["temperature"], "top_p": sampling.get("top_p", 1.0),
                "top_k": 0}
-    fast = sampling is None and supported(model)
-    stream = on_token is not None
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation appends on the right, so padding must sit on the left
     try:
         for k in range(0, len(order), batch_size):
             idx = order[k : k + batch_size]
             enc = tokenizer([texts[i] for i in idx], add_special_tokens=False, padding=True, return_tensors="pt")
             enc = {n: t.to(device) for n, t in enc.items()}
-            budget = max(budgets[i] for i in idx)
             with autocast(device, bf16), _seeded(sampling and sampling.get("seed"), device):
-                if fast:
-                    new = decode(model, enc["input_ids"], enc["attention_mask"], budget, stop,
-                                 tokenizer.pad_token_id, (lambda t: on_token(int(t[0]))) if stream else None, cancelled)
-                else:
-                    new = model.generate(**enc, max_new_tokens=budget, **how, eos_token_id=stop,
-                                         pad_token_id=tokenizer.pad_token_id, use_cache=True,
-                                         **_hf_streaming(on_token, cancelled))
-                    new = new[:, enc["input_ids"].shape[1] :]
-            for i, row in zip(idx, new.tolist()):
-                row = row[: budgets[i]]
-                end = next((j for j, t in enumerate(row) if t in stop), None)
-                out[i] = row if end is None else row[: end + 1]
+                new = model.generate(**enc, max_new_tokens=max(budgets[i] for i in idx), **how, eos_token_id=stop,
+                                     pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                                     **_hf_streaming(on_token, cancelled))
+            for i, row in zip(idx, new[:, enc["input_ids"].shape[1] :].tolist()):
+                out[i] = row
     finally:
         tokenizer.padding_side = side
-        if stream and fast:
-            on_token(None)  # the HF streamer's own end() does this on the other path
     return out
 
 
@@ -94,7 +121,7 @@ class _Streamer:
             self.on_token(token)
 
     def end(self) -> None:
-        self.on_token(None)
+        pass  # generate_ids sends the end (None) itself, whichever path ran
 
 
 @contextmanager

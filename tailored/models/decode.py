@@ -1,19 +1,21 @@
-"""Greedy decoding for Llama-family models without transformers' per-token machinery.
+"""One decode step for Llama-family models, without transformers' per-token machinery.
 
 On a 2-core CPU, SmolLM2-135M with a LoRA adapter spent 146 ms per new token in `model.generate`,
 while the same weights' matrix-vector products take about 50 ms: the rest is Python, module calls,
 PEFT's bookkeeping, mask building and cache objects, paid 30 layers x 7 projections times per token.
 
-`decode` runs the prompt through the model's own forward (the prefill, where that overhead is spread
-over many tokens), then produces each new token in a short loop over the model's own weights with a
-preallocated KV cache. Each step repeats transformers' and PEFT's arithmetic op for op: unfused
-projections, LoRA added as B(A x)·s after the base product, RMSNorm in fp32, RoPE computed as
-transformers computes it, and SDPA called with the arguments transformers passes. So its greedy tokens
-are the ones `model.generate` gives (tests/test_decode.py holds it to that on a tiny model, and
-bench/decode_speed.py on SmolLM2).
+The prompt runs through the model's own forward (the prefill, where that overhead is spread over many
+tokens); `step` then produces one new token for every row of a running batch in a short loop over the
+model's own weights, with keys and values in preallocated slots. Rows may sit at different lengths and
+use different LoRA adapters of the same base (each row's adapters are added to its own rows only), so
+requests can join and leave the batch at any step (models/batch.py). Each step repeats transformers'
+and PEFT's arithmetic op for op: unfused projections, LoRA added as B(A x)·s after the base product,
+RMSNorm in fp32, RoPE computed as transformers computes it, and SDPA called with the arguments
+transformers passes. A row alone gets the model's own logits bit for bit (tests/test_decode.py); rows
+batched together get them up to the rounding of a bigger matrix product.
 
 `supported` says where it applies; everything else (other architectures, LoRA variants such as DoRA,
-attention other than SDPA, sampling) stays on `model.generate`.
+merged adapters, attention other than SDPA) stays on `model.generate`.
 """
 
 from __future__ import annotations
@@ -26,47 +28,61 @@ import torch.nn.functional as F
 ARCHITECTURES = ("llama",)  # config.model_type values whose decoder layer this file reproduces
 
 
+Groups = list  # [(adapter names, row index tensor or None for every row)], one entry per set of rows
+
+
 @dataclass
 class _Projection:
-    """A linear layer as PEFT computes it: the base product, then each active adapter's B(A x)·s added."""
+    """A linear layer as PEFT computes it: the base product, then each of a row's adapters' B(A x)·s added."""
 
     weight: torch.Tensor
     bias: torch.Tensor | None
-    loras: list[tuple[torch.Tensor, torch.Tensor, float]]
+    loras: dict[str, tuple[torch.Tensor, torch.Tensor, float]]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, groups: Groups) -> torch.Tensor:
         y = F.linear(x, self.weight, self.bias)
-        for a, b, scale in self.loras:
-            y = y + F.linear(F.linear(x, a), b) * scale
+        for names, rows in groups:
+            for name in names:
+                if name not in self.loras:  # PEFT skips an adapter that does not wrap this layer
+                    continue
+                a, b, scale = self.loras[name]
+                if rows is None:
+                    y = y + F.linear(F.linear(x, a), b) * scale
+                else:  # the same sum for these rows alone; the others keep the base product
+                    y.index_add_(0, rows, F.linear(F.linear(x[rows], a), b) * scale)
         return y
 
 
 def _projection(module) -> _Projection | None:
-    """The weights behind a plain or PEFT-wrapped linear layer; None for anything this file cannot reproduce."""
+    """A plain or PEFT-wrapped linear layer with every adapter it holds; None for what this file cannot reproduce."""
     if isinstance(module, torch.nn.Linear):
-        return _Projection(module.weight, module.bias, [])
+        return _Projection(module.weight, module.bias, {})
     base = getattr(module, "base_layer", None)
-    if not isinstance(base, torch.nn.Linear) or not hasattr(module, "lora_A"):
-        return None
-    if module.disable_adapters or module.merged:  # merged: the adapter is inside the base weight already
-        return _Projection(base.weight, base.bias, [])
-    loras = []
-    for name in module.active_adapters:
-        if name not in module.lora_A:
-            continue
-        if name in getattr(module, "lora_variant", {}):  # DoRA and the like compute differently
-            return None
-        loras.append((module.lora_A[name].weight, module.lora_B[name].weight, module.scaling[name]))
+    if not isinstance(base, torch.nn.Linear) or not hasattr(module, "lora_A") or module.merged:
+        return None  # merged: an adapter is inside the base weight, so rows without it would be wrong
+    if any(name in module.lora_A for name in getattr(module, "lora_variant", {})):
+        return None  # DoRA and the like compute differently
+    loras = {name: (module.lora_A[name].weight, module.lora_B[name].weight, module.scaling[name])
+             for name in module.lora_A}
     return _Projection(base.weight, base.bias, loras)
 
 
-def _inner(model):
+def adapters_in_use(model) -> tuple[str, ...]:
+    """The adapters the model's own forward applies now: none when adapters are off or there are none."""
+    for module in inner_model(model).modules():
+        if hasattr(module, "lora_A") and hasattr(module, "disable_adapters"):
+            return () if module.disable_adapters else tuple(module.active_adapters)
+    return ()
+
+
+def inner_model(model):
+    """The transformers model under a PEFT wrapper (or the model itself)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def supported(model) -> bool:
-    """Whether `decode` reproduces this model's forward (else the caller uses `model.generate`)."""
-    inner = _inner(model)
+    """Whether `step` reproduces this model's forward (else the caller uses `model.generate`)."""
+    inner = inner_model(model)
     config = inner.config
     return (config.model_type in ARCHITECTURES and config._attn_implementation == "sdpa"
             and getattr(config, "rope_parameters", {}).get("rope_type", "default") == "default"
@@ -100,11 +116,11 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-class _Weights:
+class Weights:
     """The model's tensors (not copies) in the order one decode step reads them."""
 
     def __init__(self, model):
-        inner = _inner(model)
+        inner = inner_model(model)
         config = inner.config
         projections = _layers(inner)
         self.layers = []
@@ -124,97 +140,102 @@ class _Weights:
         self.rope_scale = inner.model.rotary_emb.attention_scaling
 
 
-class _Cache:
-    """Keys and values for every layer, preallocated for the prompt plus the longest answer asked for."""
+class Cache:
+    """Keys and values of every layer in row slots: the rows in use are slots 0..rows-1, each from position 0.
 
-    def __init__(self, past, capacity: int):
-        self.keys, self.values = [], []
-        for layer in past.layers:
-            b, h, t, d = layer.keys.shape
-            keys = layer.keys.new_empty(b, h, capacity, d)
-            values = layer.values.new_empty(b, h, capacity, d)
-            keys[:, :, :t] = layer.keys
-            values[:, :, :t] = layer.values
-            self.keys.append(keys)
-            self.values.append(values)
-        self.length = past.layers[0].keys.shape[2]
+    Slots are allocated for `max_rows` rows at once and grow in length as longer rows join, so a step
+    reads views, never copies; a row that leaves is replaced by the last one (one row copied).
+    """
+
+    def __init__(self, max_rows: int):
+        self.max_rows, self.rows, self.capacity = max_rows, 0, 0
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.lengths: list[int] = []  # tokens held per row in use
+
+    def add(self, past, need: int) -> None:
+        """Put one prefilled row (a transformers cache of batch 1) in the next slot, with room for `need` tokens."""
+        length = past.layers[0].keys.shape[2]
+        if not self.keys or need > self.capacity:
+            self._grow(past, max(need, 2 * self.capacity))
+        for keys, values, layer in zip(self.keys, self.values, past.layers):
+            keys[self.rows, :, :length] = layer.keys[0]
+            values[self.rows, :, :length] = layer.values[0]
+        self.lengths.append(length)
+        self.rows += 1
+
+    def _grow(self, past, capacity: int) -> None:
+        keys, values = [], []
+        for i, layer in enumerate(past.layers):
+            _, h, _, d = layer.keys.shape
+            # zeros, not empty: a masked slot still enters the attention product as 0 x value, and
+            # uninitialized memory can hold NaN, which 0 x NaN spreads into the row
+            k, v = layer.keys.new_zeros(self.max_rows, h, capacity, d), layer.values.new_zeros(self.max_rows, h, capacity, d)
+            if self.keys:
+                k[: self.rows, :, : self.capacity] = self.keys[i][: self.rows]
+                v[: self.rows, :, : self.capacity] = self.values[i][: self.rows]
+            keys.append(k)
+            values.append(v)
+        self.keys, self.values, self.capacity = keys, values, capacity
+
+    def remove(self, row: int) -> None:
+        """Free a row's slot: the last row moves into it, so the rows in use stay contiguous."""
+        last = self.rows - 1
+        if row != last:
+            n = self.lengths[last]
+            for keys, values in zip(self.keys, self.values):
+                keys[row, :, :n] = keys[last, :, :n]
+                values[row, :, :n] = values[last, :, :n]
+            self.lengths[row] = n
+        self.lengths.pop()
+        self.rows -= 1
 
 
-def _step(w: _Weights, cache: _Cache, tokens: torch.Tensor, positions: torch.Tensor,
-          mask: torch.Tensor | None) -> torch.Tensor:
-    """Logits [B, vocab] for one new token per row, writing its keys and values into `cache`."""
+def step(w: Weights, cache: Cache, tokens: torch.Tensor, groups: Groups) -> torch.Tensor:
+    """Logits [rows, vocab] for one new token per row in use, each at its row's next position.
+
+    The new keys and values go into `cache`. Rows of equal length attend without a mask, as a row alone
+    does in transformers; rows of different lengths mask the slots beyond their own.
+    """
     b = tokens.shape[0]
+    lengths = torch.tensor(cache.lengths, device=tokens.device)
     x = F.embedding(tokens[:, None], w.embed)  # [B, 1, hidden]
-    freqs = positions[:, None, None].float() * w.inv_freq.to(dtype=torch.float)
+    freqs = lengths[:, None, None].float() * w.inv_freq.to(dtype=torch.float)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos = (emb.cos() * w.rope_scale).to(x.dtype)[:, None]  # [B, 1, 1, head_dim]
     sin = (emb.sin() * w.rope_scale).to(x.dtype)[:, None]
-    t = cache.length
-    groups = w.heads // w.kv_heads
+    even = min(cache.lengths) == max(cache.lengths)
+    end = max(cache.lengths) + 1
+    mask = None if even else (torch.arange(end, device=tokens.device)[None] <= lengths[:, None])[:, None, None]
+    rows = torch.arange(b, device=tokens.device)
+    groups_n = w.heads // w.kv_heads
     for i, (ln1, q_proj, k_proj, v_proj, o_proj, ln2, gate, up, down) in enumerate(w.layers):
         h = _rms_norm(x, ln1, w.eps)
-        q = q_proj(h).view(b, 1, -1, w.head_dim).transpose(1, 2)
-        k = k_proj(h).view(b, 1, -1, w.head_dim).transpose(1, 2)
-        v = v_proj(h).view(b, 1, -1, w.head_dim).transpose(1, 2)
+        q = q_proj(h, groups).view(b, 1, -1, w.head_dim).transpose(1, 2)
+        k = k_proj(h, groups).view(b, 1, -1, w.head_dim).transpose(1, 2)
+        v = v_proj(h, groups).view(b, 1, -1, w.head_dim).transpose(1, 2)
         q = (q * cos) + (_rotate_half(q) * sin)
         k = (k * cos) + (_rotate_half(k) * sin)
-        cache.keys[i][:, :, t : t + 1] = k
-        cache.values[i][:, :, t : t + 1] = v
-        keys, values = cache.keys[i][:, :, : t + 1], cache.values[i][:, :, : t + 1]
+        if even:
+            t = end - 1
+            cache.keys[i][:b, :, t : t + 1] = k
+            cache.values[i][:b, :, t : t + 1] = v
+        else:
+            cache.keys[i][rows, :, lengths] = k[:, :, 0]
+            cache.values[i][rows, :, lengths] = v[:, :, 0]
+        keys, values = cache.keys[i][:b, :, :end], cache.values[i][:b, :, :end]
         # transformers' SDPA call for one query token: GQA inside SDPA without a mask, query heads packed
         # per key/value head with one
-        if groups == 1:
+        if groups_n == 1:
             out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=w.scaling)
         elif mask is None:
             out = F.scaled_dot_product_attention(q, keys, values, scale=w.scaling, enable_gqa=True)
         else:
-            out = F.scaled_dot_product_attention(q.reshape(b, w.kv_heads, groups, w.head_dim), keys, values,
+            out = F.scaled_dot_product_attention(q.reshape(b, w.kv_heads, groups_n, w.head_dim), keys, values,
                                                  attn_mask=mask, scale=w.scaling)
         out = out.reshape(b, -1, 1, w.head_dim).transpose(1, 2).contiguous().reshape(b, 1, -1).contiguous()
-        x = x + o_proj(out)
+        x = x + o_proj(out, groups)
         h = _rms_norm(x, ln2, w.eps)
-        x = x + down(F.silu(gate(h)) * up(h))
-    cache.length = t + 1
-    return w.head(_rms_norm(x, w.norm, w.eps))[:, -1]
-
-
-@torch.no_grad()
-def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, stop: list[int],
-           pad_token_id: int, on_token=None, cancelled=None) -> torch.Tensor:
-    """Greedy new tokens [B, <= max_new_tokens] for a left-padded batch, as `model.generate` gives them.
-
-    A row that has produced a stop token is padded with `pad_token_id` from then on, and decoding ends
-    when every row has stopped. `on_token(ids)` is called with each step's tokens (streaming);
-    `cancelled()` returning True ends decoding after the current step.
-    """
-    from transformers import DynamicCache
-
-    w = _Weights(model)
-    inner = _inner(model)
-    positions = attention_mask.long().cumsum(-1) - 1
-    positions.masked_fill_(attention_mask == 0, 1)  # as generate does; padded positions are never attended
-    past = DynamicCache(config=inner.config)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, cache=past,
-                use_cache=True, logits_to_keep=1)
-    logits = out.logits[:, -1].float()
-    cache = _Cache(past, input_ids.shape[1] + max_new_tokens)
-    mask_2d = attention_mask.bool()
-    padded = not bool(mask_2d.all())
-    mask_2d = torch.cat([mask_2d, mask_2d.new_ones(mask_2d.shape[0], max_new_tokens)], dim=1)
-    position = positions[:, -1]
-    stop_ids = torch.tensor(stop, device=input_ids.device)
-    done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    new = []
-    for _ in range(max_new_tokens):
-        token = logits.argmax(-1)
-        token = torch.where(done, torch.full_like(token, pad_token_id), token)
-        new.append(token)
-        if on_token is not None:
-            on_token(token)
-        done |= torch.isin(token, stop_ids)
-        if bool(done.all()) or len(new) == max_new_tokens or (cancelled is not None and cancelled()):
-            break
-        position = position + 1
-        mask = mask_2d[:, None, None, : cache.length + 1] if padded else None
-        logits = _step(w, cache, token, position, mask).float()
-    return torch.stack(new, dim=1) if new else input_ids.new_empty(input_ids.shape[0], 0)
+        x = x + down(F.silu(gate(h, groups)) * up(h, groups), groups)
+    cache.lengths = [n + 1 for n in cache.lengths]
+    return w.head(_rms_norm(x, w.norm, w.eps), groups)[:, -1]

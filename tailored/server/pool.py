@@ -1,4 +1,4 @@
-"""One base model in memory, many LoRA adapters over it, and one worker thread that batches generation.
+"""One base model in memory, many LoRA adapters over it, and one worker thread that runs a continuous batch.
 
 All model work happens on the worker thread, so adapters can be switched without locks; request
 handlers only queue jobs and wait for their results.
@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tailored.config import ServerConfig
-from tailored.device import choose_bf16, device_of
+from tailored.data.encode import stop_token_ids
+from tailored.device import autocast, choose_bf16, device_of
 from tailored.errors import TailoredError
 from tailored.fine_tuning import store
 from tailored.evaluation.generate import generate_ids
 from tailored.models import context_length, load_causal_lm, load_tokenizer, resolve_base
+from tailored.models.batch import Batcher, Row
+from tailored.models.decode import supported
 from tailored.models.load import quiet_transformers
 from tailored.runs import COMPLETE, read_json, resolve_run
 from tailored.tuned import Tuned
@@ -50,7 +52,7 @@ class Job:
     future: Future = field(default_factory=Future)
     on_token: object = None  # streaming: called with each new token id on the worker thread
     cancelled: threading.Event = field(default_factory=threading.Event)
-    sampling: dict | None = None  # {"temperature", "top_p", "seed"}; None is greedy, and batches with others
+    sampling: dict | None = None  # {"temperature", "top_p", "seed"}; None is greedy
 
 
 class Pool:
@@ -71,6 +73,7 @@ class Pool:
         self.whole: OrderedDict[str, tuple[Served, Tuned]] = OrderedDict()  # full and classifier runs, by LRU
         self.fine_tuning = store.Jobs(self.runs_dir) if cfg.jobs else None  # `ft:` names
         self.jobs: queue.Queue[Job] = queue.Queue()
+        self.batcher = Batcher(self.model, cfg.batch_size)  # touched only by the worker thread
         self._worker = threading.Thread(target=self._work, name="tailored-generate", daemon=True)
         self._worker.start()
         for path in preload:
@@ -165,66 +168,87 @@ class Pool:
             with quiet_transformers():
                 if not hasattr(self.model, "peft_config"):
                     self.model = PeftModel.from_pretrained(self.model, path, adapter_name=served.key)
+                    self.batcher.model = self.model
                 else:
                     self.model.load_adapter(path, adapter_name=served.key)
             self.adapters[served.key] = served
-            while len(self.adapters) > self.cfg.max_adapters:  # least recently used goes first
-                old, _ = self.adapters.popitem(last=False)
+            busy = self.batcher.adapters() | {served.key}  # rows still generating keep their adapter loaded
+            idle = [k for k in self.adapters if k not in busy]  # least recently used first
+            for old in idle[: max(0, len(self.adapters) - self.cfg.max_adapters)]:
+                del self.adapters[old]
                 self.model.delete_adapter(old)
         self.adapters.move_to_end(served.key)
         self.model.set_adapter(served.key)
 
-    def _batch(self, first: Job) -> list[Job]:
-        """`first` plus queued jobs for the same model, waiting briefly so concurrent requests share a batch."""
-        batch, deadline, later = [first], time.monotonic() + self.cfg.batch_wait_ms / 1000, []
-        while len(batch) < self.cfg.batch_size and first.on_token is None and first.sampling is None:
-            try:
-                job = self.jobs.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            # a sampled job runs alone: its seed then decides its tokens, whatever else is asked meanwhile
-            same = job.served.key == first.served.key and job.on_token is None and job.max_tokens > 0 \
-                and job.sampling is None
-            (batch if same else later).append(job)
-        for job in later:
-            self.jobs.put(job)
-        return batch
-
-    def _generate(self, served: Served, jobs: list[Job]) -> None:
-        """One batched generation for `jobs` (a streaming job always runs alone); results go to their futures."""
+    def _adapter_off(self, served: Served):
+        """The base's own forward for the base's rows, adapters loaded or not."""
         import contextlib
 
-        on_token = cancelled = None
-        if jobs[0].on_token is not None:
-            on_token, cancelled = jobs[0].on_token, jobs[0].cancelled.is_set
+        if served.kind == "lora" and not served.key and hasattr(self.model, "peft_config"):
+            return self.model.disable_adapter()
+        return contextlib.nullcontext()
+
+    def _start(self, job: Job, waiting: list[Job]) -> None:
+        """Begin `job`: join the running batch, or (classifiers, whole models, what the loop cannot run) finish it here."""
+        served = job.served
+        self._activate(served)
+        if job.max_tokens <= 0:  # a zero-token job only loads its adapter
+            job.future.set_result([])
+            return
         if served.kind == "classify":  # a label per text, in one piece
-            tuned = self.whole[served.key][1]
-            for job, label in zip(jobs, tuned.generate([j.text for j in jobs], batch_size=len(jobs))):
-                job.future.set_result(label)
+            job.future.set_result(self.whole[served.key][1].generate([job.text], batch_size=1)[0])
             return
         model = self.whole[served.key][1].model if served.kind == "full" else self.model
-        adapter_off = self.model.disable_adapter() if not served.key and hasattr(self.model, "peft_config") \
-            else contextlib.nullcontext()
-        with adapter_off:
+        stop = frozenset(stop_token_ids(served.tokenizer, model))
+        if served.kind == "lora" and supported(self.model):
+            prompt = served.tokenizer(job.text, add_special_tokens=False)["input_ids"]
+            row = Row(prompt, job.max_tokens, stop, job.on_token, job.cancelled.is_set, job.sampling, tag=job)
+            with self._adapter_off(served), autocast(device_of(self.model), self.bf16):
+                if not self.batcher.add(row):
+                    job.future.set_result(row.tokens)
+            return
+        # outside the loop: generate with queued greedy requests for the same model as one padded batch
+        jobs = [job]
+        if job.on_token is None and job.sampling is None:
+            for other in list(waiting):
+                if len(jobs) < self.cfg.batch_size and other.served.key == served.key and other.on_token is None \
+                        and other.sampling is None and other.max_tokens > 0 and not other.cancelled.is_set():
+                    waiting.remove(other)
+                    jobs.append(other)
+        on_token, cancelled = (job.on_token, job.cancelled.is_set) if job.on_token else (None, None)
+        with self._adapter_off(served):
             ids = generate_ids(model, served.tokenizer, [j.text for j in jobs], [j.max_tokens for j in jobs],
-                               len(jobs), self.bf16, on_token, cancelled, jobs[0].sampling)
-        for job, row in zip(jobs, ids):
-            job.future.set_result(row)
+                               len(jobs), self.bf16, on_token, cancelled, job.sampling)
+        for one, row in zip(jobs, ids):
+            one.future.set_result(row)
 
     def _work(self) -> None:
+        """Start what has arrived while the batch has room, then give every running row one more token."""
+        waiting: list[Job] = []
         while True:
-            batch = self._batch(self.jobs.get())
-            live = [j for j in batch if not j.cancelled.is_set()]
-            try:
-                self._activate(batch[0].served)
-                live = [j for j in live if j.max_tokens > 0]  # a zero-token job only loads its adapter
-                if live:
-                    self._generate(batch[0].served, live)
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_result([])
-            except Exception as e:  # noqa: BLE001 - reported to every waiting request, the worker lives on
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(e)
-
+            if not waiting and not self.batcher:  # idle: sleep until a request comes
+                waiting.append(self.jobs.get())
+            while True:
+                try:
+                    waiting.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            while waiting and not self.batcher.full():
+                job = waiting.pop(0)
+                if job.cancelled.is_set():  # the client went away before its turn
+                    job.future.set_result([])
+                    continue
+                try:
+                    self._start(job, waiting)
+                except Exception as e:  # noqa: BLE001 - reported to its request, the worker lives on
+                    job.future.set_exception(e)
+            if self.batcher:
+                try:
+                    with autocast(device_of(self.model), self.bf16):
+                        for row in self.batcher.step():
+                            row.tag.future.set_result(row.tokens)
+                except Exception as e:  # noqa: BLE001 - every running request hears of it, the worker lives on
+                    for row in self.batcher.rows:
+                        if not row.tag.future.done():
+                            row.tag.future.set_exception(e)
+                    self.batcher = Batcher(self.model, self.cfg.batch_size)

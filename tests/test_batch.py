@@ -1,0 +1,111 @@
+"""Continuous batching: rows join and leave a running batch at any step, with any adapter, and each gets its answer alone."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from tailored.models.batch import Batcher, Row
+from tests.test_decode import PROMPTS, _model
+
+
+def _prompts(tok) -> list[list[int]]:
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in PROMPTS]
+    return [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def _as(model, adapter: str | None):
+    """The model's state for a row: an adapter set active, or adapters off (None)."""
+    if adapter is None:
+        return model.disable_adapter()
+    model.set_adapter(adapter)
+    return contextlib.nullcontext()
+
+
+def _alone(model, prompt, n, adapter, stop=frozenset(), sampling=None) -> list[int]:
+    batcher = Batcher(model, 1)
+    row = Row(prompt, n, stop, sampling=sampling)
+    with _as(model, adapter):
+        joined = batcher.add(row)
+    while joined and batcher:
+        batcher.step()
+    return row.tokens
+
+
+def test_rows_that_join_mid_batch_with_other_adapters_get_their_answers_alone():
+    model, tok = _model(2, adapters=3)
+    prompts = _prompts(tok)
+    # (prompt, new tokens, adapter, step at which it arrives): three adapters and the bare base in one batch
+    plan = [(0, 14, "first", 0), (1, 6, "other1", 0), (2, 20, None, 3), (3, 9, "other2", 5), (1, 7, "first", 8)]
+    alone = [_alone(model, prompts[p], n, a) for p, n, a, _ in plan]
+    assert len({tuple(r[:6]) for r in alone[:4]}) == 4  # the adapters really answer differently
+    batcher = Batcher(model, 4)
+    rows = [Row(prompts[p], n, frozenset(), tag=k) for k, (p, n, _, _) in enumerate(plan)]
+    finished, sizes, pending = {}, [], list(range(len(plan)))
+    for t in range(100):
+        while pending and plan[pending[0]][3] <= t and not batcher.full():
+            k = pending.pop(0)
+            with _as(model, plan[k][2]):
+                assert batcher.add(rows[k])
+        sizes.append(len(batcher))
+        for row in batcher.step():
+            finished[row.tag] = t
+        if not pending and not batcher:
+            break
+    assert [r.tokens for r in rows] == alone
+    assert max(sizes) == 4 and len(set(map(len, alone))) > 1  # rows ran side by side and left at their own steps
+    assert finished[1] < finished[4] < finished[2]  # the last arrival took the slot the short row left
+
+
+def test_a_row_leaves_at_its_stop_token_or_when_cancelled_and_the_others_carry_on():
+    model, tok = _model(2)
+    prompts = _prompts(tok)
+    free = [_alone(model, p, 12, "first") for p in prompts]
+    stop = frozenset({free[0][3]})
+    cancel_after = 5
+    rows = [Row(prompts[0], 12, stop), Row(prompts[1], 12, frozenset()),
+            Row(prompts[2], 12, frozenset(), cancelled=lambda: len(rows[2].tokens) >= cancel_after)]
+    batcher = Batcher(model, 3)
+    model.set_adapter("first")
+    for row in rows:
+        batcher.add(row)
+    while batcher:
+        batcher.step()
+    cut = free[0].index(free[0][3]) + 1  # the first time that token comes up
+    assert rows[0].tokens == free[0][:cut] and rows[1].tokens == free[1] and rows[2].tokens == free[2][:cancel_after]
+
+
+def test_a_seed_decides_a_sampled_rows_tokens_whatever_runs_beside_it():
+    model, tok = _model(2)
+    prompts = _prompts(tok)
+    hot = {"temperature": 1.5, "seed": 11}
+    alone = _alone(model, prompts[0], 16, "first", sampling=hot)
+    assert alone != _alone(model, prompts[0], 16, "first")  # it really samples
+    assert alone == _alone(model, prompts[0], 16, "first", sampling=hot)
+    assert alone != _alone(model, prompts[0], 16, "first", sampling={**hot, "seed": 12})
+    batcher = Batcher(model, 3)
+    model.set_adapter("first")
+    rows = [Row(prompts[1], 16, frozenset(), sampling={**hot, "seed": 3}), Row(prompts[0], 16, frozenset(), sampling=hot),
+            Row(prompts[2], 16, frozenset())]
+    for row in rows:
+        batcher.add(row)
+    while batcher:
+        batcher.step()
+    assert rows[1].tokens == alone
+    greedy = _alone(model, prompts[0], 16, "first")
+    assert _alone(model, prompts[0], 16, "first", sampling={"temperature": 1.5, "top_p": 1e-6, "seed": 1}) == greedy
+
+
+def test_an_idle_batch_holds_no_cache():
+    model, tok = _model(2)
+    batcher = Batcher(model, 2)
+    row = Row(_prompts(tok)[0], 4, frozenset())
+    assert batcher.add(row)
+    assert batcher.cache.keys and batcher.cache.keys[0].shape[0] == 2
+    while batcher:
+        batcher.step()
+    assert len(row.tokens) == 4 and not batcher.cache.keys
+    with torch.no_grad():
+        assert not batcher.add(Row(_prompts(tok)[0], 0, frozenset()))  # nothing asked for: never joins
