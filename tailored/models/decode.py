@@ -170,7 +170,8 @@ class Cache:
             _, h, _, d = layer.keys.shape
             # zeros, not empty: a masked slot still enters the attention product as 0 x value, and
             # uninitialized memory can hold NaN, which 0 x NaN spreads into the row
-            k, v = layer.keys.new_zeros(self.max_rows, h, capacity, d), layer.values.new_zeros(self.max_rows, h, capacity, d)
+            k = layer.keys.new_zeros(self.max_rows, h, capacity, d)
+            v = layer.values.new_zeros(self.max_rows, h, capacity, d)
             if self.keys:
                 k[: self.rows, :, : self.capacity] = self.keys[i][: self.rows]
                 v[: self.rows, :, : self.capacity] = self.values[i][: self.rows]

@@ -189,7 +189,7 @@ class Pool:
         return contextlib.nullcontext()
 
     def _start(self, job: Job, waiting: list[Job]) -> None:
-        """Begin `job`: join the running batch, or (classifiers, whole models, what the loop cannot run) finish it here."""
+        """Begin `job`: join the running batch, or finish it here (classifiers, whole models, other architectures)."""
         served = job.served
         self._activate(served)
         if job.max_tokens <= 0:  # a zero-token job only loads its adapter
