@@ -24,6 +24,7 @@ from tailored.data.prepare import Prepared, encode_chat_all, encode_labelled_all
 from tailored.device import choose_bf16, device_of
 from tailored.errors import TailoredError
 from tailored.evaluation import general, preference, report as html_report
+from tailored.evaluation.answer_cache import BaseAnswers
 from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
 from tailored.evaluation.evidence import gather, print_evidence
 from tailored.progress import print_plan, progress_hooks
@@ -359,10 +360,13 @@ def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, b
     if classify:  # the untuned encoder's embeddings are one of the baselines
         comparison = compare_classifier(model, tokenizer, rows, train_rows, labels, eval_cfg, bf16,
                                         materialise(base).path if base else None)
+        base_answers = None
     else:
-        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice)
+        base_answers = BaseAnswers.of(base, bf16, device_of(model)) if base is not None else None
+        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice, base_answers)
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
-           rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents))
+           rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents),
+           base_answers)
     return comparison
 
 

@@ -77,12 +77,13 @@ def answer_budget(tokenizer, refs: list[str], cfg: EvalConfig) -> int:
 
 
 def compare(model, tokenizer, examples: list[Example], labels: list[str] | None, cfg: EvalConfig,
-            bf16: bool = False, base_model=None, voice: Callable[[list[str]], list[float]] | None = None
-            ) -> Comparison:
+            bf16: bool = False, base_model=None, voice: Callable[[list[str]], list[float]] | None = None,
+            base_answers=None) -> Comparison:
     """Generate with the adapter off (base) and on (tuned) for the same prompts and score both.
 
     After full fine-tuning there is no adapter to switch off, so the untouched base comes as `base_model`.
     `voice(texts)` gives each text's probability of being in the house voice (--voice's classifier).
+    `base_answers` (answer_cache.BaseAnswers) reuses the base's answers from an earlier evaluation.
     """
     examples = examples[: cfg.max_rows] if cfg.max_rows else examples
     prompts = [ex.prompt for ex in examples]
@@ -90,10 +91,10 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
     budget = answer_budget(tokenizer, refs, cfg)
     start = time.perf_counter()
     if base_model is not None:
-        base_out = generate(base_model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
+        base_out = generate(base_model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16, base_answers)
     else:
         with model.disable_adapter():
-            base_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
+            base_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16, base_answers)
     tuned_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
     seconds = time.perf_counter() - start
     rows = [{"line": ex.line, "prompt": ex.prompt[-1]["content"], "expected": ref, "base": b, "tuned": t,

@@ -34,10 +34,11 @@ def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_mod
             "tuned_perplexity": math.exp(min(tuned, 50)), "rows": len(encoded)}
 
 
-def general_answers(model, tokenizer, bf16: bool, base_model=None) -> dict:
+def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=None) -> dict:
     """The general-ability check (evaluation/general.py) for base and tuned: the share of kept answers."""
     with (nullcontext() if base_model is not None else model.disable_adapter()):
-        base = general.answer_questions(base_model if base_model is not None else model, tokenizer, bf16)
+        base = general.answer_questions(base_model if base_model is not None else model, tokenizer, bf16,
+                                        cache=base_answers)
     tuned = general.answer_questions(model, tokenizer, bf16)
     return general.retention(base, tuned)
 
@@ -53,14 +54,14 @@ def choose_primary(comparison: Comparison, metric: str | None) -> None:
 
 def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, train_targets: list[str],
            model=None, tokenizer=None, examples: list[Example] | None = None, bf16: bool = False,
-           base_model=None, train_prompts: list[str] | None = None) -> dict:
+           base_model=None, train_prompts: list[str] | None = None, base_answers=None) -> dict:
     """Attach the evidence to `comparison.review` and return it. `model` is None for classifiers."""
     choose_primary(comparison, cfg.metric)
     evidence: dict = {}
     if model is not None and examples:
         evidence["loss"] = heldout_loss(model, tokenizer, examples[: len(comparison.rows)], bf16, base_model)
         if cfg.forgetting:
-            evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model)
+            evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers)
     if comparison.task != "label" and train_targets:
         evidence["memorisation"] = review.memorisation(comparison.rows, train_targets)
         evidence["knowledge_gap"] = review.knowledge_gap(comparison.rows, train_targets + (train_prompts or []))

@@ -71,9 +71,9 @@ def retention(base_answers: list[str], tuned_answers: list[str], items: list[Que
                           "base": base_answers[i], "tuned": tuned_answers[i]} for i in lost[:5]]}
 
 
-def answer_questions(model, tokenizer, bf16: bool, batch_size: int = 16) -> list[str]:
+def answer_questions(model, tokenizer, bf16: bool, batch_size: int = 16, cache=None) -> list[str]:
     prompts = [[{"role": "user", "content": q.prompt}] for q in questions()]
-    return generate(model, tokenizer, prompts, CHECK_ANSWER_TOKENS, batch_size, bf16)
+    return generate(model, tokenizer, prompts, CHECK_ANSWER_TOKENS, batch_size, bf16, cache)
 
 
 def replay_examples(model, tokenizer, fingerprint: str, n: int, seed: int, bf16: bool = False) -> list[Example]:

@@ -137,10 +137,12 @@ def _seeded(seed: int | None, device):
 
 
 def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 16,
-             bf16: bool = False) -> list[str]:
-    """Greedy replies to each conversation in `prompts`, in order."""
+             bf16: bool = False, cache=None) -> list[str]:
+    """Greedy replies to each conversation in `prompts`, in order; `cache` (answer_cache.BaseAnswers, for the
+    untuned base only) gives those it already holds and keeps the rest."""
     texts = [render_prompt(tokenizer, p) for p in prompts]
-    return decode_answers(tokenizer, generate_ids(model, tokenizer, texts, max_new_tokens, batch_size, bf16))
+    make = cache.generate_ids if cache is not None else generate_ids
+    return decode_answers(tokenizer, make(model, tokenizer, texts, max_new_tokens, batch_size, bf16))
 
 
 def decode_answers(tokenizer, ids: list[list[int]]) -> list[str]:
