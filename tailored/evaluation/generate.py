@@ -1,4 +1,8 @@
-"""Batched greedy generation with a KV cache: the way answers are produced for evaluation and prediction."""
+"""Generation for evaluation, prediction and the server.
+
+Continuous batching over tailored's own decode step where it applies (models/batch.py), `model.generate`
+on padded batches elsewhere.
+"""
 
 from __future__ import annotations
 
