@@ -26,7 +26,7 @@ import torch
 import tailored.evaluation.generate as generation
 from tailored.data import load_dataset
 from tailored.data.encode import render_prompt, stop_token_ids
-from tailored.models.batch import decode
+from tailored.models.batch import Batcher, Row
 from tailored.models.decode import supported
 from tailored.tuned import load
 
@@ -35,6 +35,15 @@ def timed(fn) -> tuple[float, object]:
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
+
+
+def decode(model, prompt: list[int], n: int) -> list[int]:
+    """n greedy new tokens for one prompt through the batch path that predict, chat and the server use."""
+    batcher, row = Batcher(model, 1), Row(prompt, n, frozenset())
+    if batcher.add(row):
+        while batcher:
+            batcher.step()
+    return row.tokens
 
 
 def single_stream_torch(model, ids: torch.Tensor, n: int, fast: bool) -> tuple[float, float]:

@@ -71,7 +71,6 @@ class Batcher:
         self.rows: list[Row] = []
         self.cache = Cache(max_rows)
         self.weights: Weights | None = None
-        self.last: list[int] = []  # each row's latest token, the input of the next step
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -108,7 +107,6 @@ class Batcher:
         self.weights = Weights(self.model)  # after any adapter load, so every row's adapters are in it
         self.cache.add(past, len(row.prompt) + row.max_new_tokens)
         self.rows.append(row)
-        self.last.append(row.tokens[-1])
         return True
 
     @torch.no_grad()
@@ -116,19 +114,17 @@ class Batcher:
         """One new token for every row; the rows that finished leave the batch and are returned."""
         if not self.rows:
             return []
-        tokens = torch.tensor(self.last, device=self.weights.embed.device)
+        tokens = torch.tensor([row.tokens[-1] for row in self.rows], device=self.weights.embed.device)
         logits = step(self.weights, self.cache, tokens, self._groups()).float()
         finished = []
         for i, row in enumerate(self.rows):
-            self.last[i] = token = _choose(logits[i], row)
-            if row._take(token):
+            if row._take(_choose(logits[i], row)):
                 finished.append(i)
         done = [self.rows[i] for i in finished]
         for i in reversed(finished):  # from the back, so each move keeps the earlier indices valid
             self.cache.remove(i)
-            self.rows[i], self.last[i] = self.rows[-1], self.last[-1]
+            self.rows[i] = self.rows[-1]
             self.rows.pop()
-            self.last.pop()
         if not self.rows:
             self.cache = Cache(self.max_rows)  # an idle batch holds no memory
         return done
@@ -143,12 +139,3 @@ class Batcher:
         device = self.weights.embed.device
         return [(names, torch.tensor(rows, device=device)) for names, rows in by.items() if names]
 
-
-def decode(model, prompt: list[int], max_new_tokens: int, stop: frozenset[int] = frozenset()) -> list[int]:
-    """Greedy new tokens for one prompt through the batch path (bench/decode_speed.py times this)."""
-    batcher = Batcher(model, 1)
-    row = Row(prompt, max_new_tokens, stop)
-    if batcher.add(row):
-        while batcher:
-            batcher.step()
-    return row.tokens

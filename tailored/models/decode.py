@@ -148,10 +148,14 @@ class Cache:
     """
 
     def __init__(self, max_rows: int):
-        self.max_rows, self.rows, self.capacity = max_rows, 0, 0
+        self.max_rows, self.capacity = max_rows, 0
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.lengths: list[int] = []  # tokens held per row in use
+
+    @property
+    def rows(self) -> int:
+        return len(self.lengths)
 
     def add(self, past, need: int) -> None:
         """Put one prefilled row (a transformers cache of batch 1) in the next slot, with room for `need` tokens."""
@@ -162,7 +166,6 @@ class Cache:
             keys[self.rows, :, :length] = layer.keys[0]
             values[self.rows, :, :length] = layer.values[0]
         self.lengths.append(length)
-        self.rows += 1
 
     def _grow(self, past, capacity: int) -> None:
         keys, values = [], []
@@ -189,7 +192,6 @@ class Cache:
                 values[row, :, :n] = values[last, :, :n]
             self.lengths[row] = n
         self.lengths.pop()
-        self.rows -= 1
 
 
 def step(w: Weights, cache: Cache, tokens: torch.Tensor, groups: Groups) -> torch.Tensor:

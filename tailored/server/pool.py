@@ -195,19 +195,15 @@ class Pool:
         if job.max_tokens <= 0:  # a zero-token job only loads its adapter
             job.future.set_result([])
             return
-        if served.kind == "classify":  # a label per text, in one piece
-            job.future.set_result(self.whole[served.key][1].generate([job.text], batch_size=1)[0])
-            return
-        model = self.whole[served.key][1].model if served.kind == "full" else self.model
-        stop = frozenset(stop_token_ids(served.tokenizer, model))
         if served.kind == "lora" and supported(self.model):
             prompt = served.tokenizer(job.text, add_special_tokens=False)["input_ids"]
+            stop = frozenset(stop_token_ids(served.tokenizer, self.model))
             row = Row(prompt, job.max_tokens, stop, job.on_token, job.cancelled.is_set, job.sampling, tag=job)
             with self._adapter_off(served), autocast(device_of(self.model), self.bf16):
                 if not self.batcher.add(row):
                     job.future.set_result(row.tokens)
             return
-        # outside the loop: generate with queued greedy requests for the same model as one padded batch
+        # outside the loop: queued greedy requests for the same model go with it as one batch
         jobs = [job]
         if job.on_token is None and job.sampling is None:
             for other in list(waiting):
@@ -215,12 +211,17 @@ class Pool:
                         and other.sampling is None and other.max_tokens > 0 and not other.cancelled.is_set():
                     waiting.remove(other)
                     jobs.append(other)
-        on_token, cancelled = (job.on_token, job.cancelled.is_set) if job.on_token else (None, None)
-        with self._adapter_off(served):
-            ids = generate_ids(model, served.tokenizer, [j.text for j in jobs], [j.max_tokens for j in jobs],
-                               len(jobs), self.bf16, on_token, cancelled, job.sampling)
-        for one, row in zip(jobs, ids):
-            one.future.set_result(row)
+        texts = [j.text for j in jobs]
+        if served.kind == "classify":  # a label per text, in one piece
+            results = self.whole[served.key][1].generate(texts, batch_size=len(jobs))
+        else:
+            model = self.whole[served.key][1].model if served.kind == "full" else self.model
+            on_token, cancelled = (job.on_token, job.cancelled.is_set) if job.on_token else (None, None)
+            with self._adapter_off(served):
+                results = generate_ids(model, served.tokenizer, texts, [j.max_tokens for j in jobs], len(jobs),
+                                       self.bf16, on_token, cancelled, job.sampling)
+        for one, result in zip(jobs, results):
+            one.future.set_result(result)
 
     def _work(self) -> None:
         """Start what has arrived while the batch has room, then give every running row one more token."""
