@@ -113,8 +113,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "settings.json"))
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="settings-"))
+    out, names = Path(args.out), args.tasks.split(",")
+    # tasks measured by an earlier run stay in the file; the ones run now replace theirs
+    kept = [r for r in json.loads(out.read_text()) if r["task"] not in names] if out.exists() else []
     results, started = [], time.perf_counter()
-    for name in args.tasks.split(","):
+    for name in names:
         task = TASKS[name][1]
         train, test = split_rows(name)
         if task in SIZES:
@@ -127,8 +130,8 @@ def main() -> None:
         for label, overrides in alternatives(default, task).items():
             results.append(train_and_score(name, folder, label, overrides))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "rows"}), flush=True)
-            Path(args.out).write_text(json.dumps(results, indent=1))
-        print(table(results), flush=True)
+            out.write_text(json.dumps(kept + results, indent=1))
+        print(table(kept + results), flush=True)
     print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
 
 
