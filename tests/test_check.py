@@ -104,11 +104,13 @@ def test_profile_counts_tokens_and_labels(tmp_path):
     t = profile["tokens_per_example"]
     assert t["min"] <= t["median"] <= t["p95"] <= t["max"]
     # the estimate: every token, 3 epochs, at the measured SmolLM2-135M speed; a base twice the size, half the speed
-    minutes = profile["total_tokens"] * 3 / TOKENS_PER_SECOND_135M / 60
-    assert profile["estimated_training_minutes"] == round(minutes, 1) > 0
-    assert f"~{TOKENS_PER_SECOND_135M} tokens/s" in profile["estimate_basis"]
-    slower = run_check(write_jsonl(tmp_path / "d.jsonl", rows)).profile(n_params=270_000_000, epochs=3)
-    assert slower["estimated_training_minutes"] == round(2 * minutes, 1)
+    for bf16 in (True, False):
+        profile = run_check(write_jsonl(tmp_path / "d.jsonl", rows)).profile(n_params=135_000_000, epochs=3, bf16=bf16)
+        minutes = profile["total_tokens"] * 3 / TOKENS_PER_SECOND_135M[bf16] / 60
+        assert profile["estimated_training_minutes"] == round(minutes, 1) > 0
+        assert f"~{TOKENS_PER_SECOND_135M[bf16]} tokens/s" in profile["estimate_basis"]
+        slower = run_check(write_jsonl(tmp_path / "d.jsonl", rows)).profile(n_params=270_000_000, epochs=3, bf16=bf16)
+        assert slower["estimated_training_minutes"] == round(2 * minutes, 1)
 
 
 def test_million_row_file_reports_fifty_and_counts_the_rest(tmp_path, tiny_base):

@@ -18,9 +18,10 @@ from tailored.data.documents import (Document, audit_documents, documents_digest
 from tailored.data.encode import IGNORE, Encoded, Labelled, Pair, TemplateError, encode_labelled, encode_many
 from tailored.errors import DataError, TailoredError
 
-# SmolLM2-135M LoRA on 2 CPU cores with bf16 autocast trained at 632 tokens/s in `make demo` after the
-# training fast path (README); other bases are scaled by parameter count. An estimate, printed as one.
-TOKENS_PER_SECOND_135M = 630
+# SmolLM2-135M LoRA on 2 CPU cores trained `make demo` at 632 tokens/s with bf16 autocast (a CPU with native
+# bf16, README) and at 163 tokens/s in fp32 (a CPU without it, 2026-12-02); other bases are scaled by
+# parameter count. An estimate, printed as one.
+TOKENS_PER_SECOND_135M = {True: 630, False: 160}
 
 
 @dataclass
@@ -59,7 +60,9 @@ class Prepared:
     def _alone(self) -> bool:
         return bool(self.train and self.train.format == "documents")
 
-    def profile(self, n_params: int | None = None, epochs: int | None = None) -> dict:
+    def profile(self, n_params: int | None = None, epochs: int | None = None, bf16: bool | None = None) -> dict:
+        """Counts, lengths and labels; with `n_params` and `epochs`, a training-time estimate for 2 CPU cores
+        (in bf16 where this CPU computes it natively, unless `bf16` says)."""
         task = self.train_encoded[: len(self.train_encoded) - self.guard_rows]  # the guard's rows come last
         lengths = sorted(len(e.input_ids) for e in task)
         profile = {
@@ -91,9 +94,16 @@ class Prepared:
                 counts[ex.label] = counts.get(ex.label, 0) + 1
             profile["labels"] = counts
         if lengths and n_params and epochs:
-            speed = TOKENS_PER_SECOND_135M * 135e6 / n_params
+            if bf16 is None:  # asked of the CPU only here, so the data layer loads no torch until an estimate needs it
+                import torch
+
+                from tailored.device import choose_bf16
+
+                bf16 = choose_bf16(None, torch.device("cpu"))
+            speed = TOKENS_PER_SECOND_135M[bf16] * 135e6 / n_params
             profile["estimated_training_minutes"] = round(sum(lengths) * epochs / speed / 60, 1)
-            profile["estimate_basis"] = f"{epochs} epochs at ~{speed:.0f} tokens/s (2 CPU cores, bf16)"
+            profile["estimate_basis"] = (f"{epochs} epochs at ~{speed:.0f} tokens/s "
+                                         f"(2 CPU cores, {'bf16' if bf16 else 'fp32: this CPU has no native bf16'})")
         return profile
 
 
