@@ -26,6 +26,13 @@ def test_an_answer_is_correct_when_it_holds_an_accepted_answer_as_a_whole_word()
     assert Question("Capital of Italy?", ("Rome",), "fact").correct("The capital is rome")
     shout = Question("Write 'hello' in capital letters.", ("HELLO",), "instruction", case=True)
     assert shout.correct("HELLO") and not shout.correct("hello")
+    # a number inside a larger or signed one is a different number; at a sentence's end it is itself
+    freeze = Question("Water freezes at how many degrees Celsius?", ("0", "zero"), "fact")
+    assert not freeze.correct("The freezing point of water is -18.0°C.") and freeze.correct("It freezes at 0°C.")
+    assert freeze.correct("At 0.") and freeze.correct("Zero degrees") and not freeze.correct("10.0 degrees")
+    assert not Question("100 + 1000?", ("1100",), "arithmetic").correct("It is 11,100")
+    assert not q.correct("It is -42") and not q.correct("about 42.5") and q.correct("42, of course")
+    assert Question("Sort 3, 1, 2.", ("1, 2, 3",), "instruction").correct("Sorted: 1, 2, 3.")
 
 
 def test_retention_counts_only_what_the_base_got_right():

@@ -44,7 +44,15 @@ class Question:
 
     def correct(self, answer: str) -> bool:
         flags = 0 if self.case else re.IGNORECASE
-        return any(re.search(rf"(?<!\w){re.escape(a)}(?!\w)", answer, flags) for a in self.accept)
+        return any(re.search(_whole(a), answer, flags) for a in self.accept)
+
+
+def _whole(accepted: str) -> str:
+    """`accepted` as a whole word; a number also not as part of a larger one ("0" is not in "-18.0", "100" not
+    in "1,100", "7" not in "-7" or "7.5"), since a weak base often writes a wrong number that contains the right one."""
+    before = r"(?<![\w.,\-\u2212])" if accepted[:1].isdigit() else r"(?<!\w)"
+    after = r"(?!\w|[.,]\d)" if accepted[-1:].isdigit() else r"(?!\w)"
+    return before + re.escape(accepted) + after
 
 
 def questions() -> list[Question]:
