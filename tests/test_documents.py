@@ -126,6 +126,9 @@ def test_a_run_with_documents_learns_their_text_and_scores_facts(tiny_base, tmp_
     assert lineage["data"]["documents"]["path"] == str(docs / "manual.md")
     assert len(lineage["data"]["documents"]["sha256"]) == 64
     assert "documents" not in json.loads((without.path / "run.json").read_text())["data"]
+    # the run keeps a copy of the documents it learned from, as it does of its training file
+    assert (with_docs.path / "documents" / "manual.md").read_text(encoding="utf-8") == DOC
+    assert not (without.path / "documents").exists()
     # the documents' tokens carried loss: the run that read them predicts their text far better (by 2.4 nats a
     # token when written; were the windows masked out, the two runs would sit within noise of each other)
     learned = _doc_loss(tailored.load(with_docs.path).model, tok, DOC)
@@ -174,6 +177,7 @@ def test_documents_alone_train_validate_on_their_own_windows_and_answer_held_out
     step = min(10, every)  # every 10th window validates, and at least one
     assert profile["validation_rows"] == every // step >= 1 and profile["document_chunks"] == every - every // step
     assert json.loads((run.path / "run.json").read_text())["data"]["train"]["sha256"]  # the folder's digest
+    assert sorted(p.name for p in (run.path / "documents").iterdir()) == ["page0.md", "page1.md", "page2.md"]
     metrics = json.loads((run.path / "metrics.json").read_text())
     assert metrics["train"]["best_valid_loss"] is not None  # validated on held-back windows
     assert metrics["eval"]["primary"] == "fact_recall" and len(metrics["eval"]["rows"]) == 1
@@ -206,3 +210,4 @@ def test_voice_scores_every_generated_reply_with_the_house_classifier(tiny_base,
         tailored.train(data, cfg, DataConfig(guard=0), EvalConfig(voice=str(run.path)), RunConfig(runs_dir=runs),
                        quiet=True)
     assert not (tmp_path / "runs" / "yes" / "v2").exists()
+

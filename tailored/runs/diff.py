@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -17,16 +18,29 @@ from tailored.data import Example, load_dataset
 from tailored.runs.store import read_json, version_ref
 
 DATA = "data"
+DOCUMENTS = "documents"
 
 
 def keep_data_copy(run_dir: Path, data: str | Path) -> None:
     """Copy the training file into the run, atomically (the folder's truth includes what it learned).
 
-    A folder of documents is not copied: the lineage keeps its digest."""
+    A folder of documents is copied by `keep_documents_copy`."""
     if Path(data).is_dir():
         return
     with atomic.atomic_path(run_dir / DATA / Path(data).name) as tmp:
         shutil.copyfile(data, tmp)
+
+
+def keep_documents_copy(run_dir: Path, sources: list[str]) -> None:
+    """Copy every documents file (--documents, or documents given as DATA) into the run's `documents/`, under
+    its path below the folder they share, so the run keeps all it learned from, as it does its training file."""
+    files = sorted({Path(s) for s in sources})
+    if not files:
+        return
+    root = Path(os.path.commonpath(files)) if len(files) > 1 else files[0].parent
+    for path in files:
+        with atomic.atomic_path(run_dir / DOCUMENTS / path.relative_to(root)) as tmp:
+            shutil.copyfile(path, tmp)
 
 
 def data_copy(run_dir: Path) -> Path | None:

@@ -20,7 +20,7 @@ from tailored.config import DataConfig, EvalConfig, TrainConfig
 from tailored.data.documents import documents_digest
 from tailored.data.prepare import Prepared
 from tailored.errors import TailoredError
-from tailored.runs.diff import keep_data_copy
+from tailored.runs.diff import keep_data_copy, keep_documents_copy
 from tailored.runs.store import COMPLETE, RUNNING, new_run_dir, read_json, status, unfinished_runs
 
 
@@ -64,12 +64,13 @@ def start_run(runs_dir: str, name: str, data, train_cfg: TrainConfig, base, prep
     """The folder to train in: the one asked to resume, an interrupted run of the same data and settings,
     or a new version. Returns (folder, resumed). `family` is the parent and the data diff, when retraining.
 
-    A new folder gets a copy of its training file first, then its lineage and settings."""
+    A new folder gets a copy of its training file and documents first, then its lineage and settings."""
     resume_dir = resume_dir or same_unfinished_run(runs_dir, name, prep.train.sha256, saved)
     if resume_dir:
         return resume_dir, True
     run_dir = new_run_dir(runs_dir, name)
     keep_data_copy(run_dir, data)
+    keep_documents_copy(run_dir, [d.source for d in prep.documents if Path(d.source) != Path(data)])  # not twice
     atomic.write_json(run_dir / "run.json", {**lineage(run_dir, data, train_cfg, base, prep), **(family or {})})
     atomic.write_json(run_dir / "config.json", saved)
     return run_dir, False
