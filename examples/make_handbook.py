@@ -329,7 +329,8 @@ CHAPTERS: dict[str, tuple[list[str], list[tuple[str, str, list[str], str, str | 
         [("Crew workspaces can run 250 automation actions per month; Studio has no monthly cap.",
           "Automation actions: 250 per month on Crew, unlimited on Studio.",
           ["How many automation runs are included in Crew?", "Is there a monthly automation limit?"],
-          "Crew includes 250 automation actions a month; Studio has no cap.", "250"),
+          "Crew includes 250 automation actions a month; Studio has no cap.",
+          ["250 automation", "250 actions"]),  # "250" alone is also the attachment limit in MB
          ("Each project can have at most 25 active automation rules.",
           "Automation rules: 25 per project.",
           ["How many automation rules can a project have?", "Is there a limit on rules per project?"],
@@ -473,6 +474,238 @@ PROCEDURES: dict[str, list[tuple[str, list[str]]]] = {
     ],
 }
 
+# Five chapters added so the handbook reaches about eleven pages; same shape as above.
+CHAPTERS |= {
+    "Calendar and time tracking": (
+        ["Orbitask can show every task that has a due date on a calendar, and it can record the time people spend "
+         "on their tasks. Both features are built in; neither needs an add-on, and both follow the same permissions "
+         "as the rest of the project, so a calendar never shows a task its viewer could not open.",
+         "The calendar shows one week or one month at a time. Tasks without a due date never appear on it, and a "
+         "task with both a start date and a due date is drawn as a bar across the days between them. Dragging a "
+         "bar moves both dates by the same number of days; dragging its right end changes only the due date.",
+         "Time tracking is switched on for each project by a project admin. Once it is on, every task shows a "
+         "timer button and a list of time entries, and each entry records who worked, on which day, for how long, "
+         "and whether the time is billable to a client."],
+        [("A timer that keeps running for 10 hours without being stopped is stopped automatically, and its entry "
+          "is flagged for review by the person who started it.",
+          "Timers: stopped automatically after 10 hours.",
+          ["What happens if I forget to stop a timer overnight?", "Is there a maximum length for a running timer?"],
+          "A timer that runs for 10 hours stops on its own, and its entry is flagged for review.", "10 hours"),
+         ("The person who logged a time entry can edit it for 5 days; after that only a project admin can change "
+          "it.",
+          "Time entries: editable by their author for 5 days, then by project admins only.",
+          ["How long do I have to correct hours I logged by mistake?", "Can I edit my time entries later?"],
+          "You can edit your own time entries for 5 days; after that only a project admin can change them.",
+          "5 days"),
+         ("Billable time is rounded up to the nearest 6 minutes on invoices and in reports; the entry itself keeps "
+          "the exact time.",
+          "Billable time: rounded up to 6 minutes.",
+          ["How is tracked time rounded when we bill a client?", "Do you round billable hours?"],
+          "Billable time is rounded up to the nearest 6 minutes.", "6 minutes"),
+         ("Each member can subscribe to a private iCal feed of their own tasks, which refreshes every 20 minutes.",
+          "Personal iCal feed: refreshed every 20 minutes.",
+          ["How often does the calendar feed I subscribed to pick up changes?",
+           "Can I see my Orbitask tasks in Apple Calendar?"],
+          "Your private iCal feed of tasks refreshes every 20 minutes.", "20 minutes"),
+         ("Weekly timesheets are due on Friday at 17:00 local time, and a reminder goes out two hours before.",
+          "Timesheets: due Fridays at 17:00 local time.",
+          ["By what time do I have to send in my weekly hours?", "When are timesheets due?"],
+          "Weekly timesheets are due on Friday at 17:00 local time.", ["17:00", "5 pm", "5 p.m."]),
+         ("The calendar starts the week on Monday; each member can change that to Sunday or Saturday in their "
+          "profile.",
+          "Calendar week: starts on Monday (Sunday or Saturday per member).",
+          ["Which weekday does the calendar put first?", "Can the calendar week begin on Sunday?"],
+          "The calendar week starts on Monday by default, and each member can switch it to Sunday or Saturday.",
+          "monday"),
+         ]),
+    "Reports and dashboards": (
+        ["Reports turn the tasks of one or more projects into charts and tables: work completed per week, overdue "
+         "tasks by owner, time logged per client, and the burn-up of a milestone. Every report can be filtered by "
+         "project, owner, label and date, and every report can be pinned to a dashboard.",
+         "A dashboard is a page of report cards that a team looks at together. Each workspace has one shared "
+         "dashboard that admins arrange, and each member can build personal dashboards that only they see.",
+         "Reports count only what their viewer is allowed to see. Two people looking at the same report can see "
+         "different numbers when one of them has access to private projects that the other cannot open."],
+        [("A dashboard holds at most 32 report cards.",
+          "Dashboards: 32 report cards at most.",
+          ["How many charts fit on a single dashboard?", "Is there a limit to the cards on a dashboard?"],
+          "A dashboard can hold up to 32 report cards.", "32"),
+         ("Report figures are refreshed every 3 minutes; the Refresh button updates a report at once.",
+          "Report data: refreshed every 3 minutes.",
+          ["How current are the numbers I see in a report?", "How often do reports update?"],
+          "Report data refreshes every 3 minutes, or at once with the Refresh button.", "3 minutes"),
+         ("A report can be emailed on a schedule to at most 40 recipients, with the report attached as a PDF.",
+          "Scheduled report emails: up to 40 recipients, PDF attached.",
+          ["How many people can get a report by email on a schedule?",
+           "Can I send a report to my whole team every week?"],
+          "A scheduled report can be emailed to up to 40 recipients.", "40 recipients"),
+         ("Reports can be downloaded as a PDF or as an ODS spreadsheet; there is no Excel download.",
+          "Report downloads: PDF or ODS spreadsheet.",
+          ["Which spreadsheet format do report downloads come in?", "How do I download a report?"],
+          "Reports download as a PDF or as an ODS spreadsheet.", "ods"),
+         ("A report can look back at most 3 years; older tasks stay in their projects but are left out of charts.",
+          "Report history: 3 years back at most.",
+          ["How far into the past can a chart go?", "Can a report include tasks from five years ago?"],
+          "Reports can cover at most the last 3 years.", "3 years"),
+         ("The burn-up chart forecasts a milestone's finish date once at least 8 tasks in the milestone are done.",
+          "Burn-up forecast: shown after 8 completed tasks.",
+          ["Why doesn't my milestone chart predict an end date yet?", "When does the burn-up chart show a forecast?"],
+          "The burn-up chart forecasts a finish date once 8 tasks in the milestone are done.", "8 tasks"),
+         ]),
+    "Sharing with clients": (
+        ["Agencies and consultants often work with people outside their organisation. Orbitask offers two ways to "
+         "do that: guests, who sign in and work inside the projects shared with them, and public links, which show "
+         "a read-only view of a project to anyone who has the link.",
+         "A client portal gathers the projects shared with one client on a single page with the agency's logo and "
+         "colours, so the client does not need to learn the rest of the workspace. Approval requests, files and "
+         "comments for the client all appear there.",
+         "Everything a guest or a link can see is listed under Settings → Sharing, where it can also be revoked in "
+         "one place."],
+        [("Public links stop working after 75 days unless the person who made them chooses another date.",
+          "Public links: expire after 75 days by default.",
+          ["For how long does a read-only project link keep working?", "Do public links expire?"],
+          "Public links expire after 75 days unless a different date is chosen.", "75 days"),
+         ("A client portal can use the agency's own domain, such as projects.example.com, once the domain is "
+          "verified with a TXT record.",
+          "Portal custom domain: verified with a TXT record.",
+          ["How do I prove we own the web address for our client portal?", "Can my portal use our own domain?"],
+          "A portal can use your own domain once you verify it with a TXT record.", "txt record"),
+         ("Guests who have not signed in for 120 days lose access automatically, and the project's admins are "
+          "told.",
+          "Inactive guests: lose access after 120 days.",
+          ["What happens to a client login nobody has used for months?", "Do guest accounts expire?"],
+          "Guests who have not signed in for 120 days lose access automatically.", "120 days"),
+         ("A public link shows at most 500 tasks; a larger project shows its first 500 tasks by due date.",
+          "Public links: up to 500 tasks shown.",
+          ["Is there a cap on how many tasks a shared link displays?", "Why are tasks missing from my public link?"],
+          "A public link shows at most 500 tasks, the first 500 by due date.", "500"),
+         ("An approval request sent to a client expires after 11 days if the client has not answered it.",
+          "Client approval requests: expire after 11 days.",
+          ["How long does a client have to sign off on a deliverable?", "Do approval requests time out?"],
+          "A client has 11 days to answer an approval request before it expires.", "11 days"),
+         ("The person who made a public link can see its last 100 visits, with the day and the country of each.",
+          "Public link visits: the last 100 are listed.",
+          ["Can I find out whether anyone opened the link I shared?", "Does Orbitask track views of a public link?"],
+          "The link's owner can see its last 100 visits.", "100 visits"),
+         ]),
+    "Importing and exporting": (
+        ["Most teams arrive with their work in another tool or a spreadsheet. The importer reads CSV files and the "
+         "exports of Trello, Asana and Jira, and maps their columns and lists to Orbitask projects, sections and "
+         "custom fields, showing the mapping for approval before anything is created.",
+         "An import runs in the background. The person who started it gets an email with a summary when it "
+         "finishes, including every row that could not be imported and the reason.",
+         "Exports work the other way: a single project can be exported at any time by its admins, and the whole "
+         "workspace by its owner (see Data and privacy)."],
+        [("A CSV import can hold up to 20,000 rows per file; larger files can be split and imported one after "
+          "the other.",
+          "CSV import: 20,000 rows per file.",
+          ["What is the largest spreadsheet I can bring in at once?", "Is there a row limit on CSV imports?"],
+          "A CSV import can have up to 20,000 rows per file.", ["20,000", "20000"]),
+         ("An import can be undone for 48 hours, which removes everything it created.",
+          "Undo an import: within 48 hours.",
+          ["I brought in the wrong file; is it too late to reverse it?", "Can an import be undone?"],
+          "An import can be undone within 48 hours, which removes everything it created.", "48 hours"),
+         ("CSV files must be encoded as UTF-8; a file in another encoding is rejected with a message naming its "
+          "first unreadable line.",
+          "CSV encoding: UTF-8 only.",
+          ["Which character encoding does my CSV file need?", "Why was my CSV file rejected?"],
+          "CSV files must be encoded as UTF-8.", ["utf-8", "utf8"]),
+         ("Dates in CSV files are read as year-month-day, such as 2026-03-31; other date formats are read only "
+          "when chosen in the importer.",
+          "CSV dates: year-month-day (2026-03-31).",
+          ["How should the dates in my spreadsheet be written for the importer?",
+           "Which date format does the CSV importer expect?"],
+          "Dates are read as year-month-day, such as 2026-03-31.", ["year-month-day", "yyyy-mm-dd", "2026-03-31"]),
+         ("A project export is a ZIP file with the tasks as JSON and every attachment; its download link works "
+          "for 72 hours.",
+          "Project export link: valid for 72 hours.",
+          ["How long can I download a project export for?", "Does the export download link expire?"],
+          "The project export's download link works for 72 hours.", "72 hours"),
+         ("The Trello importer brings across cards, checklists, labels and comments, but not Power-Ups.",
+          "Trello import: cards, checklists, labels, comments; no Power-Ups.",
+          ["Will my Trello Power-Ups come over when I switch?", "What does the Trello importer bring across?"],
+          "The Trello importer brings cards, checklists, labels and comments, but not Power-Ups.",
+          ["not power-ups", "power-ups are not", "no power-ups", "without power-ups", "not bring power-ups"]),
+         ]),
+    "Templates and forms": (
+        ["A template is a project saved as a starting point: its sections, custom fields, automations and example "
+         "tasks, with every date counted from the day the template is used. A form turns the answers people type "
+         "into new tasks in a project, one task per submission.",
+         "Templates belong to the workspace, so every member can start a project from one. Only admins can publish "
+         "a template to the workspace gallery; members can keep private templates for themselves.",
+         "A form can be shared with a link, embedded in a web page, or kept inside the workspace so that only "
+         "members can submit it."],
+        [("A form can have at most 28 questions.",
+          "Forms: 28 questions at most.",
+          ["How long can one of my forms be?", "Is there a question limit on forms?"],
+          "A form can have up to 28 questions.", "28"),
+         ("The workspace gallery holds up to 64 published templates.",
+          "Template gallery: 64 templates per workspace.",
+          ["How many shared templates can our workspace keep?", "Is there a cap on gallery templates?"],
+          "The workspace gallery holds up to 64 templates.", "64"),
+         ("A public form accepts at most 33 submissions an hour from one address, which keeps spam out.",
+          "Public forms: 33 submissions per hour from one address.",
+          ["How often can the same person send my public form in an hour?", "Are public forms protected from spam?"],
+          "A public form accepts at most 33 submissions an hour from one address.", "33"),
+         ("Files sent through a form can be up to 125 MB each.",
+          "Form uploads: 125 MB per file.",
+          ["What size of file can someone attach when filling in a form?", "Can people upload files in a form?"],
+          "Files sent through a form can be up to 125 MB each.", "125 MB"),
+         ("When a template is used, a task whose date would fall on a weekend moves to the Friday before.",
+          "Template dates: weekend dates move to the Friday before.",
+          ["What happens to template tasks that land on a Saturday?", "Do template dates skip weekends?"],
+          "A template task that would fall on a weekend moves to the Friday before.", "friday"),
+         ("A signed-in person can edit the answers they sent through a form for 2 hours.",
+          "Form answers: editable by the sender for 2 hours.",
+          ["Can I still change what I submitted in a form?", "How long can someone fix their form answers?"],
+          "A signed-in sender can edit their form answers for 2 hours.", "2 hours"),
+         ]),
+}
+
+PROCEDURES |= {
+    "Calendar and time tracking": [
+        ("Log time by hand", ["Open the task and choose Time.",
+                              "Choose Add entry, then enter the day, the duration and whether it is billable.",
+                              "Save. The entry counts towards the week's timesheet at once."]),
+        ("Submit a timesheet", ["Open Time → My timesheet.",
+                                "Check each day's entries and fix any flagged ones.",
+                                "Choose Submit. Your project admin is asked to approve it."]),
+    ],
+    "Reports and dashboards": [
+        ("Pin a report to a dashboard", ["Open the report and set its filters.",
+                                         "Choose Pin and pick the dashboard.",
+                                         "Drag the card to where the team will see it first."]),
+        ("Schedule a report email", ["Open the report and choose Schedule.",
+                                     "Pick the day and time and add the recipients.",
+                                     "Save. The first email goes out at the next scheduled time."]),
+    ],
+    "Sharing with clients": [
+        ("Invite a client as a guest", ["Open the project and choose Share.",
+                                        "Enter the client's email address and choose Guest.",
+                                        "The client gets an invitation and sees only this project."]),
+        ("Revoke a public link", ["Open Settings → Sharing → Public links.",
+                                  "Find the link and choose Revoke. Anyone who opens it afterwards sees a notice "
+                                  "that it no longer works."]),
+    ],
+    "Importing and exporting": [
+        ("Import a CSV file", ["Choose Import in the sidebar, then CSV.",
+                               "Upload the file and match each column to a task field.",
+                               "Review the preview and start the import. You get an email when it is done."]),
+        ("Export a project", ["Open the project's menu and choose Export.",
+                              "Choose whether to include attachments.",
+                              "Download the ZIP file from the email you receive."]),
+    ],
+    "Templates and forms": [
+        ("Save a project as a template", ["Open the project's menu and choose Save as template.",
+                                          "Choose which sections, fields and example tasks to keep.",
+                                          "Keep it private, or, as an admin, publish it to the gallery."]),
+        ("Create a form", ["Open the project and choose Forms → New form.",
+                           "Add the questions and choose which task field each answer fills.",
+                           "Share the link, embed the form, or keep it for members only."]),
+    ],
+}
+
+
 INTRODUCTION = """# About this handbook
 
 This handbook describes Orbitask, the project and task manager made by Fernhill Software, as it works today for
@@ -532,6 +765,8 @@ def main() -> None:
             faq += [row(q, answer) for q in questions]
     rng.shuffle(faq)
     (HERE / "pages").mkdir(parents=True, exist_ok=True)
+    for stale in (HERE / "pages").glob("*.md"):  # chapter numbers shift when chapters are added
+        stale.unlink()
     for name, text in handbook_pages().items():
         (HERE / "pages" / name).write_text(text, encoding="utf-8")
     for name, rows in (("faq.jsonl", faq), ("faq.heldout.jsonl", heldout)):

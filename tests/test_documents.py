@@ -211,3 +211,20 @@ def test_voice_scores_every_generated_reply_with_the_house_classifier(tiny_base,
                        quiet=True)
     assert not (tmp_path / "runs" / "yes" / "v2").exists()
 
+
+def test_the_bundled_handbook_holds_every_held_out_fact_that_no_faq_answer_gives():
+    """The handbook example measures learning from documents only if its held-out facts are in the pages alone."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "examples" / "handbook"
+    pages = " ".join(p.read_text(encoding="utf-8") for p in sorted((folder / "pages").glob("*.md")))
+    assert len(pages.split()) >= 5000  # ten pages or more, as the example promises
+    faq = [json.loads(line) for line in (folder / "faq.jsonl").read_text(encoding="utf-8").splitlines()]
+    heldout = [json.loads(line) for line in (folder / "faq.heldout.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(heldout) >= 40
+    faq_questions = {r["messages"][1]["content"].lower() for r in faq}
+    for row in heldout:
+        assert contains_fact(pages, row["fact"]), row["fact"]
+        assert row["messages"][1]["content"].lower() not in faq_questions
+        # no FAQ answer states it, so a right answer cannot come from the FAQ pairs
+        assert not [r for r in faq if contains_fact(r["messages"][2]["content"], row["fact"])], row["fact"]
