@@ -116,7 +116,8 @@ def run_tailored(name: str, folder: Path, guard: float | None = None) -> dict:
         out["baselines"] = {"nearest training answer (TF-IDF)": {"value": values[c.primary],
                                                                   "ci": intervals.get(c.primary)}}
         fg = c.review.get("forgetting") or {}
-        out["general"] = {k: fg.get(k) for k in ("kept", "base_correct", "kept_share", "kept_ci", "tuned_correct")}
+        out["general"] = {k: fg.get(k) for k in ("kept", "base_correct", "kept_share", "kept_ci", "tuned_correct",
+                                                 "floor")}
     return out
 
 

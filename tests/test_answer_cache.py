@@ -70,7 +70,10 @@ def test_a_second_evaluation_reuses_the_bases_answers_and_scores_the_same(tiny_b
 
     monkeypatch.setattr(BaseAnswers, "generate_ids", asking)
     again = tailored.evaluate(run.path, quiet=True)
-    assert asked == [12, len(general.questions())]  # the base's answers to the held-out rows, then the general check
+    n = len(general.questions())
+    assert asked == [12, n, n]  # the base's answers to the held-out rows, the general check, its neutral-prompt floor
     assert made == []  # all of them were made by the training run's own evaluation
     assert again.rows == run.comparison.rows and again.base == run.comparison.base
     assert again.review["forgetting"] == run.comparison.review["forgetting"]
+    floor = again.review["forgetting"]["floor"]
+    assert floor["system"] == general.NEUTRAL_SYSTEM and set(floor) >= {"kept", "kept_share", "kept_ci"}

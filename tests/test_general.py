@@ -47,6 +47,28 @@ def test_retention_counts_only_what_the_base_got_right():
     assert [e["prompt"] for e in out["examples"]] == ["q1", "q3"]
 
 
+def test_the_noise_floor_is_the_base_s_own_retention_under_a_neutral_system_prompt():
+    items = [Question(f"q{i}", (a,), "fact") for i, a in enumerate(["Paris", "12", "blue", "Nile", "7"])]
+    plain = ["Paris.", "It is 12", "red", "The Nile", "7"]  # 4 right
+    neutral = ["Paris", "It is 13", "blue", "The Nile", "seven?"]  # keeps Paris and Nile; blue is new, not kept
+    floor = general.noise_floor(plain, neutral, items)
+    assert (floor["kept"], floor["tuned_correct"], floor["system"]) == (2, 3, general.NEUTRAL_SYSTEM)
+    assert floor["kept_share"] == pytest.approx(50.0)
+    assert floor["kept_ci"][0] <= 50.0 <= floor["kept_ci"][1]
+
+
+def test_the_neutral_prompt_is_asked_as_a_system_turn(monkeypatch):
+    seen = []
+    monkeypatch.setattr(general, "generate", lambda model, tok, prompts, *a, **k: seen.append(prompts) or
+                        ["" for _ in prompts])
+    general.answer_questions(None, None, False)
+    general.answer_questions(None, None, False, system=general.NEUTRAL_SYSTEM)
+    plain, neutral = seen
+    assert plain[0] == [{"role": "user", "content": general.questions()[0].prompt}]
+    assert neutral[0] == [{"role": "system", "content": general.NEUTRAL_SYSTEM}, plain[0][0]]
+    assert len(plain) == len(neutral) == len(general.questions())
+
+
 def test_replay_rows_are_the_base_s_finished_answers_cached_and_seeded(tiny_base, monkeypatch, tmp_path):
     """Finished answers become user/assistant rows; unfinished ones are left out, never cut; the cache is reused."""
     monkeypatch.setenv("TAILORED_CACHE", str(tmp_path / "cache"))  # an empty cache: other tests fill the shared one

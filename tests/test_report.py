@@ -127,3 +127,17 @@ def test_eval_gate_sets_the_exit_code_and_writes_a_report(trained_run, tmp_path)
     assert failed.exit_code == 1 and "gate failed" in failed.output
     missing = CliRunner().invoke(app, common + ["--slice-by", "nope"])
     assert missing.exit_code == 1 and "segment" in missing.output
+
+
+def test_the_forgetting_section_sets_the_kept_share_beside_the_base_s_own_noise_floor():
+    from tailored.evaluation import general
+
+    fg = {"questions": 129, "base_correct": 61, "tuned_correct": 67, "kept": 46, "kept_share": 75.4,
+          "kept_ci": [63.9, 85.3], "examples": [],
+          "floor": {"system": general.NEUTRAL_SYSTEM, "kept": 48, "kept_share": 78.7, "kept_ci": [68.9, 88.6],
+                    "tuned_correct": 63}}
+    html = "".join(report._review_html({"forgetting": fg}))
+    assert "46 of those (75%, 95% interval 64–85)" in html
+    assert "keeps 48 of its 61 right answers (79%, 69–89)" in html and general.NEUTRAL_SYSTEM in html
+    without = "".join(report._review_html({"forgetting": {k: v for k, v in fg.items() if k != "floor"}}))
+    assert "For scale" not in without and "46 of those" in without

@@ -18,7 +18,14 @@ from tailored.evaluation.compare import Comparison, score
 from tailored.models.scoring import mean_token_loss
 
 
-KEPT_WELL = 90.0  # under this share of base-correct general answers kept (interval's low end), say so in colour
+KEPT_WELL = 90.0  # without a noise floor, under this share kept (the interval's low end) is said in colour
+
+
+def below_floor(fg: dict) -> bool:
+    """Whether the tuned model kept clearly fewer general answers than a harmless prompt change costs the base:
+    its whole interval under the floor's share (or, with no floor measured, under KEPT_WELL)."""
+    floor = (fg.get("floor") or {}).get("kept_share")
+    return fg["kept_ci"][1] < floor if floor is not None else fg["kept_ci"][0] < KEPT_WELL
 
 
 def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_model=None) -> dict:
@@ -35,12 +42,14 @@ def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_mod
 
 
 def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=None) -> dict:
-    """The general-ability check (evaluation/general.py) for base and tuned: the share of kept answers."""
+    """The general-ability check (evaluation/general.py) for base and tuned: the share of kept answers, and
+    the share the base itself keeps under a neutral system prompt (the measure's noise floor)."""
     with (nullcontext() if base_model is not None else model.disable_adapter()):
-        base = general.answer_questions(base_model if base_model is not None else model, tokenizer, bf16,
-                                        cache=base_answers)
+        untuned = base_model if base_model is not None else model
+        base = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers)
+        neutral = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=general.NEUTRAL_SYSTEM)
     tuned = general.answer_questions(model, tokenizer, bf16)
-    return general.retention(base, tuned)
+    return {**general.retention(base, tuned), "floor": general.noise_floor(base, neutral)}
 
 
 def choose_primary(comparison: Comparison, metric: str | None) -> None:
@@ -94,11 +103,15 @@ def print_evidence(evidence: dict, console) -> None:
         if mem["warning"]:
             console.print(f"[yellow]warning[/yellow] {escape(mem['warning'])}")
     if (fg := evidence.get("forgetting")) and fg["kept_share"] is not None:
-        colour = "yellow" if fg["kept_ci"][0] < KEPT_WELL else "dim"
+        floor = fg.get("floor") or {}
+        colour = "yellow" if below_floor(fg) else "dim"
         console.print(f"[{colour}]general ability: the tuned model still answers {fg['kept']} of the {fg['base_correct']} "
                       f"general questions the base got right ({fg['kept_share']:.0f}% "
                       f"[{fg['kept_ci'][0]:.0f}–{fg['kept_ci'][1]:.0f}]; {fg['questions']} questions, "
-                      f"tuned correct on {fg['tuned_correct']})[/{colour}]")
+                      f"tuned correct on {fg['tuned_correct']})" + (
+                          f"; the untuned base itself keeps {floor['kept_share']:.0f}% of them when only a neutral "
+                          f"system prompt is added, the measure's noise floor" if floor.get("kept_share") is not None
+                          else "") + f"[/{colour}]")
     if sl := evidence.get("slices"):
         for value, s in sl["slices"].items():
             note = " [red]below overall[/red]" if s["flagged"] else " (too few rows to judge)" if s["too_small"] else ""

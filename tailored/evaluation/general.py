@@ -33,6 +33,7 @@ from tailored.models.bases import cache_dir
 HERE = Path(__file__).parent / "general"
 REPLAY_ANSWER_TOKENS = 160  # answers that do not finish within this are left out, never cut
 CHECK_ANSWER_TOKENS = 48
+NEUTRAL_SYSTEM = "You are a helpful assistant."  # a change of prompt that teaches nothing: the check's noise floor
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,23 @@ def retention(base_answers: list[str], tuned_answers: list[str], items: list[Que
                           "base": base_answers[i], "tuned": tuned_answers[i]} for i in lost[:5]]}
 
 
-def answer_questions(model, tokenizer, bf16: bool, batch_size: int = 16, cache=None) -> list[str]:
-    prompts = [[{"role": "user", "content": q.prompt}] for q in questions()]
+def answer_questions(model, tokenizer, bf16: bool, batch_size: int = 16, cache=None,
+                     system: str | None = None) -> list[str]:
+    prompts = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": q.prompt}]
+               for q in questions()]
     return generate(model, tokenizer, prompts, CHECK_ANSWER_TOKENS, batch_size, bf16, cache)
+
+
+def noise_floor(base_answers: list[str], base_neutral: list[str], items: list[Question] | None = None) -> dict:
+    """How many of its own correct answers the untuned base keeps when only `NEUTRAL_SYSTEM` is added.
+
+    A small base's right answers are often fragile: on SmolLM2-135M a harmless system prompt alone
+    turned 13 of its 61 right answers wrong (BENCHMARKS.md), while it got as many right in all. That
+    share is what the check reads as "forgetting" when nothing was learned, so a tuned model's kept
+    share is judged beside it, not against 100%.
+    """
+    out = retention(base_answers, base_neutral, items)
+    return {"system": NEUTRAL_SYSTEM, **{k: out[k] for k in ("kept", "kept_share", "kept_ci", "tuned_correct")}}
 
 
 def replay_examples(model, tokenizer, fingerprint: str, n: int, seed: int, bf16: bool = False) -> list[Example]:

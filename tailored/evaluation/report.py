@@ -283,6 +283,13 @@ def _review_html(review: dict) -> list[str]:
                    f"model still answers <b>{fg['kept']} of those ({fg['kept_share']:.0f}%, 95% interval "
                    f"{low:.0f}–{high:.0f})</b>, and {fg['tuned_correct']} in all. The guard (--guard, on by default) "
                    "replays the base's own general answers in training to keep this high.</p>")
+        if (floor := fg.get("floor") or {}).get("kept_share") is not None:
+            f_low, f_high = floor["kept_ci"]
+            out.append(f"<p>For scale: the untuned base itself keeps {floor['kept']} of its {fg['base_correct']} right "
+                       f"answers ({floor['kept_share']:.0f}%, {f_low:.0f}–{f_high:.0f}) when it is only given the system "
+                       f"prompt “{h(floor['system'])}”, and gets {floor['tuned_correct']} right in all. A small base's "
+                       "right answers are often fragile, so a kept share near this one is the measure's noise, not "
+                       "forgetting.</p>")
         out.extend(f"<p class='card'><b>{h(e['prompt'])}</b> (expected {h(e['expected'])})<br>base: {h(e['base'])}"
                    f"<br>tuned: {h(e['tuned'])}</p>" for e in fg["examples"][:3])
     return out

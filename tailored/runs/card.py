@@ -102,7 +102,10 @@ def render(run_dir: Path) -> str:
                    f"{mem['near_share']:.0f}% share {mem['ngram_words']}+ words with one.")
     if (fg := review.get("forgetting")) and fg.get("kept_share") is not None:
         out.append(f"- General ability: keeps {fg['kept']} of the {fg['base_correct']} general answers the base got "
-                   f"right ({_ci(fg['kept_share'], fg['kept_ci'])}%).")
+                   f"right ({_ci(fg['kept_share'], fg['kept_ci'])}%)." + (
+                       f" The untuned base itself keeps {_ci(fg['floor']['kept_share'], fg['floor']['kept_ci'])}% of "
+                       "them when only a neutral system prompt is added (the measure's noise floor)."
+                       if (fg.get("floor") or {}).get("kept_share") is not None else ""))
     if not mem and not fg:
         out.append("Not measured for this run.")
     out += ["", "## Known limits", ""]
