@@ -1,6 +1,5 @@
 """Export parity: near-ties count as matching and nothing else does; `tailor export` fails below the threshold."""
 
-import types
 
 import pytest
 import torch
