@@ -1,6 +1,5 @@
 """Export parity: near-ties count as matching and nothing else does; `tailor export` fails below the threshold."""
 
-
 import pytest
 import torch
 from typer.testing import CliRunner
