@@ -25,13 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 HANDBOOK = ROOT / "examples" / "handbook"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-
-def paired_interval(a: np.ndarray, b: np.ndarray, seed: int = 0, resamples: int = 4000) -> list[float]:
-    """95% interval of mean(a - b) in points, the same questions drawn for both runs."""
-    idx = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
-    diffs = (a[idx] - b[idx]).mean(1) * 100
-    return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
+from settings import paired_interval  # noqa: E402
 
 
 def train(name: str, runs: Path, documents: str | None) -> dict:
@@ -78,7 +74,7 @@ def main() -> None:
         kept = f"{g['kept']}/{g['base_correct']} ({g['kept_share']:.0f}%)" if g.get("kept_share") is not None else "—"
         print(f"| {r['run']} | {fmt(r['fact_recall'], r['fact_recall_ci'])} | {int(sum(r['tuned_rows']))}/{n} | "
               f"{kept} | {r['steps']} | {r['train_s']:.0f} s |")
-    low, high = paired_interval(np.array(docs["tuned_rows"]), np.array(faq["tuned_rows"]))
+    low, high = paired_interval(np.array(docs["tuned_rows"]), np.array(faq["tuned_rows"]), resamples=4000)
     diff = 100 * (np.mean(docs["tuned_rows"]) - np.mean(faq["tuned_rows"]))
     print(f"\nFAQ + pages minus FAQ only: {diff:+.1f} points, paired 95% interval [{low:+.1f}, {high:+.1f}]"
           f" ({'better beyond the interval' if low > 0 else 'worse beyond the interval' if high < 0 else 'not separable'})")
