@@ -8,7 +8,9 @@ On the same run (base + LoRA adapter) and the same rendered prompts:
    second of decoding alone, and "end to end" includes the prefill;
 2. answers: greedy with stop tokens on --rows held-out rows, batched 16 as evaluation does, for the
    tuned model and the base (adapter off), with both tailored paths. Prints the time and how many answers
-   are identical. llama.cpp's answers to the same rows (one at a time) are compared with tailored's.
+   are identical. llama.cpp's answers to the same rows (one at a time) are compared with tailored's;
+3. the predict path: `load(RUN, engine=...).generate` one prompt at a time on the same rows, with the
+   torch engine and the llama.cpp engine (the run as an f32 GGUF), against llama.cpp on the f16 export.
 
 llama.cpp runs only when `llama_cpp` (llama-cpp-python) is installed; it reads the run's f16 GGUF export
 (`tailor export RUN --format gguf`), made here when missing. Everything runs on 2 threads, one engine at a time.
@@ -103,6 +105,8 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--gguf")
+    ap.add_argument("--fp32", action="store_true", help="section 3's torch engine in fp32 even where the run chose bf16 "
+                    "(as on CPUs without native bf16, where auto takes llama.cpp)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     tuned = load(args.run)
@@ -124,6 +128,8 @@ def main() -> None:
                "tailored decode loop": lambda ids: single_stream_torch(model, ids, args.new_tokens, True)}
     if llm:
         engines["llama.cpp (f16 GGUF)"] = lambda ids: single_stream_llama(llm, ids[0].tolist(), args.new_tokens)
+        ours = load(args.run, engine="llama.cpp")._llama_model().llm  # the engine's own f32 GGUF, written if missing
+        engines["tailored llama.cpp engine"] = lambda ids: single_stream_llama(ours, ids[0].tolist(), args.new_tokens)
     prompts = [tok(t, add_special_tokens=False, return_tensors="pt")["input_ids"] for t in texts[: args.prompts]]
     for ids in prompts[:1]:  # warm-up: first calls allocate and pick kernels
         for fn in engines.values():
@@ -140,7 +146,8 @@ def main() -> None:
               f"end to end {len(prompts) * args.new_tokens / (prefill + steps):6.1f} tok/s")
     new = rates["tailored decode loop"]
     print(f"  decode loop / generate: {new / rates['transformers generate']:.2f}x", end="")
-    print(f"   decode loop / llama.cpp: {new / rates['llama.cpp (f16 GGUF)']:.2f}x" if llm else "", "\n")
+    print(f"   decode loop / llama.cpp: {new / rates['llama.cpp (f16 GGUF)']:.2f}x   llama.cpp engine (f32) / llama.cpp "
+          f"(f16): {rates['tailored llama.cpp engine'] / rates['llama.cpp (f16 GGUF)']:.2f}x" if llm else "", "\n")
 
     rows_texts = texts[: args.rows]
     budget = args.new_tokens
@@ -163,8 +170,30 @@ def main() -> None:
         ids = [tok(t, add_special_tokens=False)["input_ids"] for t in rows_texts]
         seconds, theirs = timed(lambda: llama_answers(llm, ids, budget, stop))
         same = sum(a == b for a, b in zip(theirs, answers["tuned", "decode loop"]))
-        print(f"  llama.cpp one row at a time {seconds:6.1f} s; {same}/{len(rows_texts)} answers identical to the "
-              "run's (f16 weights against the run's fp32)")
+        raw = sum(map(len, theirs)) / seconds
+        print(f"  llama.cpp one row at a time {seconds:6.1f} s  {raw:5.1f} tok/s; {same}/{len(rows_texts)} answers "
+              "identical to the run's (f16 weights against the run's fp32)")
+    conversations = [r.prompt for r in rows[: args.rows]]
+    print(f"\none prompt at a time, as predict and chat answer (load(RUN, engine=...).generate), {len(conversations)} "
+          f"rows, at most {budget} tokens, stop tokens on")
+    replies = {}
+    for engine in ("torch", "llama.cpp") if llm else ("torch",):
+        tuned_engine = load(args.run, engine=engine)
+        tuned_engine.bf16 = tuned_engine.bf16 and not args.fp32
+        if engine == "torch":
+            print(f"  engine torch in {'bf16 autocast' if tuned_engine.bf16 else 'fp32'}")
+        tuned_engine.generate(conversations[0], max_new_tokens=budget)  # warm-up (and the GGUF written once)
+        seconds, replies[engine] = timed(lambda: [tuned_engine.generate(c, max_new_tokens=budget)
+                                                  for c in conversations])
+        # tokens counted on the decode loop's answers to the same rows (how far the engines' replies agree is below)
+        n = sum(map(len, answers["tuned", "decode loop"]))
+        print(f"  engine {engine:9s} {seconds:6.1f} s  {n / seconds:5.1f} tok/s")
+        rates[f"engine {engine}"] = n / seconds
+    if llm:
+        same = sum(a == b for a, b in zip(replies["torch"], replies["llama.cpp"]))
+        print(f"  {same}/{len(conversations)} replies identical between the engines; engine llama.cpp / torch: "
+              f"{rates['engine llama.cpp'] / rates['engine torch']:.2f}x; engine llama.cpp / llama.cpp on the f16 "
+              f"export one row at a time: {rates['engine llama.cpp'] / raw:.2f}x")
 
 
 if __name__ == "__main__":

@@ -137,27 +137,33 @@ def config_() -> None:
     typer.echo(template_yaml(), nl=False)
 
 
+ENGINE_HELP = ("auto: llama.cpp when llama-cpp-python is installed, can read the run (written once as an f32 GGUF "
+               "in RUN/export) and the run computes in fp32, else torch; torch: the decode loop evaluation uses; "
+               "llama.cpp: fail if it cannot")
+
 @app.command()
 @user_errors
 def predict(run: str = typer.Argument(..., help="Run folder (runs/NAME/vN) or name (latest version)."),
             prompt: str = typer.Argument(..., help="The user message."),
             max_new_tokens: int = typer.Option(256, help="Most tokens to generate."),
-            runs_dir: str = typer.Option("runs", help="Folder that holds all runs.")) -> None:
+            runs_dir: str = typer.Option("runs", help="Folder that holds all runs."),
+            engine: str = typer.Option("auto", help=ENGINE_HELP)) -> None:
     """Answer PROMPT with a tuned run."""
     from tailored.tuned import load
 
-    typer.echo(load(chosen(run, runs_dir), runs_dir).generate(prompt, max_new_tokens=max_new_tokens))
+    typer.echo(load(chosen(run, runs_dir), runs_dir, engine).generate(prompt, max_new_tokens=max_new_tokens))
 
 
 @app.command()
 @user_errors
 def chat(run: str = typer.Argument(..., help="Run folder or name."),
          max_new_tokens: int = typer.Option(256, help="Most tokens per reply."),
-         runs_dir: str = typer.Option("runs", help="Folder that holds all runs.")) -> None:
+         runs_dir: str = typer.Option("runs", help="Folder that holds all runs."),
+         engine: str = typer.Option("auto", help=ENGINE_HELP)) -> None:
     """Talk to a tuned run in the terminal. An empty line or Ctrl-D ends the chat."""
     from tailored.tuned import load
 
-    tuned = load(chosen(run, runs_dir), runs_dir)
+    tuned = load(chosen(run, runs_dir), runs_dir, engine)
     messages = tuned.messages_for("")[:-1]  # the run's system prompt, if it had one
     while True:
         try:
@@ -232,7 +238,7 @@ def check(data: Path = typer.Argument(..., help="Data file to check."),
 def export(run: str = typer.Argument(..., help="Run folder or name."),
            format: str = typer.Option("merged", "--format", help="merged (HF safetensors folder) or gguf."),
            out: Optional[Path] = typer.Option(None, help="Where to write. Default: RUN/export/."),
-           gguf_type: str = typer.Option("f16", help="GGUF weight type: f16 (answers match the run) or q8_0 (half the size; check the parity it prints)."),
+           gguf_type: str = typer.Option("f16", help="GGUF weight type: f16 (answers match the run but for near-ties), q8_0 (half the size; check the parity it prints) or f32 (twice the size, the run's fp32 answers)."),
            check: bool = typer.Option(True, help="Reload the export and compare it with the run on held-out rows."),
            max_rows: Optional[int] = typer.Option(None, help="Compare on at most this many held-out rows."),
            runs_dir: str = typer.Option("runs", help="Folder that holds all runs.")) -> None:

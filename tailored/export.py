@@ -1,8 +1,8 @@
 """Export a run as a merged Hugging Face folder or a GGUF file, then prove the export still behaves the same.
 
-GGUF files are written with the `gguf` package. The tokenizer, chat template and hyperparameters
-are copied from the base's own GGUF (the bundled bases ship as GGUF), so llama.cpp and Ollama see
-exactly the vocabulary and template the run was trained with; the weights are the merged ones.
+GGUF files are written by `models/gguf_file.py` with the `gguf` package, from the base's own GGUF, so
+llama.cpp and Ollama see exactly the vocabulary and template the run was trained with; the weights are
+the merged ones.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import torch
 
 from tailored import atomic
 from tailored.errors import TailoredError
-from tailored.models import llama_cpp
+from tailored.models import llama_cpp, resolve_base
+from tailored.models.gguf_file import GGUF_TYPES, check_gguf_base, default_gguf_path, write_gguf
 from tailored.models.load import quiet_transformers
 from tailored.runs.card import write_card
 from tailored.tuned import Tuned, load
 
-GGUF_TYPES = ("f16", "q8_0")
 # Two tokens whose logits are this close are a tie that any weight rounding may break either way: f16
 # weights moved SmolLM2's logits by up to 0.021 against the fp32 run, and split an answer at a 0.0009 tie.
 NEAR_TIE = 0.05
@@ -93,68 +93,11 @@ def export_merged(tuned: Tuned, out: Path) -> Path:
     return out
 
 
-def _permute(w: torch.Tensor, heads: int) -> torch.Tensor:
-    # llama.cpp stores Q and K rotary halves interleaved; transformers undoes this when it reads GGUF.
-    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
 def export_gguf(tuned: Tuned, out: Path, kind: str = "f16") -> Path:
-    import gguf
-    import numpy as np
-
-    if kind not in GGUF_TYPES:
-        raise TailoredError(f"--gguf-type {kind}: use one of {', '.join(GGUF_TYPES)}")
-    from tailored.models import resolve_base
-
-    source = resolve_base(tuned.lineage["base"]["name"])
-    if not source.gguf_file:
-        raise TailoredError(f"GGUF export needs a base that came as GGUF (smollm2-135m); '{source.name}' did not — "
-                            "export --format merged and convert it with llama.cpp's convert_hf_to_gguf.py")
-    reader = gguf.GGUFReader(str(Path(source.path) / source.gguf_file))
-    arch = reader.fields["general.architecture"].contents()
-    if arch != "llama":
-        raise TailoredError(f"GGUF export supports llama-architecture bases; this base is {arch}")
-    model = merged_model(tuned)
-    cfg = model.config
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
-    state = {k: v.detach().float() for k, v in model.state_dict().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_path(out) as tmp:
-        writer = gguf.GGUFWriter(str(tmp), arch)
-        for key, field in reader.fields.items():
-            if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type",
-                                                  "general.quantization_version", "tokenizer.chat_template"):
-                continue
-            main = field.types[0]
-            if main == gguf.GGUFValueType.ARRAY:
-                writer.add_key_value(key, field.contents(), main, sub_type=field.types[-1])
-            else:
-                writer.add_key_value(key, field.contents(), main)
-        writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if kind == "q8_0" else gguf.LlamaFileType.MOSTLY_F16)
-        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        writer.add_chat_template(tuned.tokenizer.chat_template)  # the run's template, not the base's
-        for hf_name, tensor in state.items():
-            if hf_name == "lm_head.weight" and getattr(cfg, "tie_word_embeddings", False):
-                continue
-            name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
-            if name is None:
-                raise TailoredError(f"no GGUF name for tensor {hf_name}")
-            if hf_name.endswith("q_proj.weight"):
-                tensor = _permute(tensor, cfg.num_attention_heads)
-            elif hf_name.endswith("k_proj.weight"):
-                tensor = _permute(tensor, cfg.num_key_value_heads)
-            data = tensor.numpy()
-            if data.ndim == 1:  # norms stay float32, as llama.cpp expects
-                writer.add_tensor(name, data.astype(np.float32))
-            elif kind == "q8_0":
-                writer.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
-                                  raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-            else:
-                writer.add_tensor(name, data.astype(np.float16))
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
+    """The run's merged weights as GGUF, with an Ollama Modelfile beside it that answers as evaluated."""
+    base = resolve_base(tuned.lineage["base"]["name"])
+    check_gguf_base(base)  # before merging, which changes the loaded weights
+    write_gguf(base, merged_model(tuned), tuned.tokenizer.chat_template, out, kind)
     modelfile = [f"FROM ./{out.name}", "PARAMETER temperature 0"]  # greedy, as evaluated
     modelfile += [f"PARAMETER stop {json.dumps(tuned.tokenizer.eos_token)}"] if tuned.tokenizer.eos_token else []
     if prompt := tuned.task.get("system_prompt"):
@@ -267,9 +210,8 @@ def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, 
         raise TailoredError(f"--format {fmt}: use merged or gguf")
     if gguf_type not in GGUF_TYPES:  # checked here too so a typo fails before the held-out answers are generated
         raise TailoredError(f"--gguf-type {gguf_type}: use one of {', '.join(GGUF_TYPES)}")
-    tuned = load(run, runs_dir)
-    default = tuned.path / "export" / ("merged" if fmt == "merged" else f"{tuned.path.parent.name}-"
-                                       f"{tuned.path.name}.{gguf_type}.gguf")
+    tuned = load(run, runs_dir, engine="torch")  # the parity check compares the export with the torch engine
+    default = tuned.path / "export" / "merged" if fmt == "merged" else default_gguf_path(tuned.path, gguf_type)
     target = Path(out) if out else default
     if fmt == "gguf" and target.suffix != ".gguf":
         target = target / default.name

@@ -85,7 +85,7 @@ def add_parent(comparison: Comparison, parent: Path, examples: list[Example], la
     """Score the parent on the same rows; the gate's --fail-if-worse is then judged against the parent."""
     from tailored.tuned import Tuned
 
-    model = Tuned(parent)
+    model = Tuned(parent, engine="torch")  # the engine the tuned run's own evaluation used
     examples = examples[: len(comparison.rows)]
     if model.kind == "classify":
         preds = model.generate([ex.text for ex in examples])
@@ -118,7 +118,7 @@ def drift_report(data: str | Path, against: str, runs_dir: str | Path = "runs", 
         if labels else [ex for ex in new if ex.target]  # the rows that carry an answer the version could give
     rows = random.Random(0).sample(rows, min(max_rows, len(rows)))  # files are often sorted by label or date
     if rows:
-        model = Tuned(version)
+        model = Tuned(version, engine="torch")  # compared with its evaluation, which used torch
         if labels:
             preds = model.generate([ex.text for ex in rows]) if model.kind == "classify" else \
                 model.generate([ex.prompt for ex in rows])

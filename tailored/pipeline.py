@@ -377,7 +377,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     from tailored.tuned import load
 
     eval_cfg = eval_cfg or EvalConfig()
-    tuned = load(run, runs_dir=runs_dir)
+    tuned = load(run, runs_dir=runs_dir, engine="torch")
     path = data or (tuned.lineage["data"]["heldout"] or {}).get("path")
     if path is None:
         raise TailoredError(f"run {tuned.path} has no held-out file — pass one with --data FILE")

@@ -1,19 +1,32 @@
-"""`load(run)`: a finished run as a model you can ask questions, with the run's own chat template."""
+"""`load(run)`: a finished run as a model you can ask questions, with the run's own chat template.
+
+Answers come from one of two engines. `torch` is the decode loop evaluation and the server use.
+`llama.cpp` (when llama-cpp-python is installed and the base came as a llama-architecture GGUF) reads
+the run written once as an f32 GGUF beside its exports and answers one prompt several times faster on a
+CPU (BENCHMARKS.md). f32, not f16: with f16 weights a 12-step support run parted from the torch answer
+on 1 of 60 held-out rows, where two tokens' logits were 0.012 apart; with f32 weights, 60 of 60 agreed.
+`auto`, the default, takes llama.cpp where it can and where the run computes in fp32 (CPUs without native
+bf16); with bf16 arithmetic the evaluated answers are bf16's, which llama.cpp does not reproduce, so auto keeps torch.
+"""
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
-from tailored.evaluation.generate import generate
+from tailored.data.encode import render_prompt, stop_token_ids
+from tailored.evaluation.generate import decode_answers, generate
 from tailored.evaluation.metrics import match_label
-from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+from tailored.models import context_length, llama_cpp, load_causal_lm, load_tokenizer, resolve_base
+from tailored.models.gguf_file import default_gguf_path, write_gguf
 from tailored.models.load import quiet_transformers
 from tailored.runs import read_json, resolve_run
 from tailored.device import choose_bf16, device_of
 from tailored.errors import TailoredError
 from tailored.models.scoring import label_probabilities, predict_labels
 from tailored.models.sentence_classifier import SentenceClassifier
+
+ENGINES = ("auto", "torch", "llama.cpp")
 
 
 class Tuned:
@@ -23,7 +36,9 @@ class Tuned:
     or a list of chat messages. A classifier answers with one of its labels.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, engine: str = "auto"):
+        if engine not in ENGINES:
+            raise TailoredError(f"engine '{engine}': use one of {', '.join(ENGINES)}")
         self.path = path
         self.lineage = read_json(path / "run.json")
         self.task = self.lineage["task"]
@@ -52,6 +67,54 @@ class Tuned:
         self.model.eval()
         # generate the way the run's own evaluation did
         self.bf16 = choose_bf16(read_json(path / "config.json")["train"].get("bf16"), device_of(self.model))
+        self.engine = self._choose_engine(engine)
+        self._llama = None  # the llama.cpp model, loaded on the first answer
+
+    def _choose_engine(self, asked: str) -> str:
+        """`asked`, or for `auto` llama.cpp where it can read this run; says why when llama.cpp was asked and cannot."""
+        why = ("llama-cpp-python is not installed (pip install llama-cpp-python)" if not llama_cpp.installed() else
+               "a classifier answers with its own head" if self.kind == "classify" else
+               f"the base '{self.base.name}' did not come as GGUF" if not self.base.gguf_file else
+               "this run is on a GPU; llama.cpp here runs on the CPU" if device_of(self.model).type != "cpu" else
+               None)
+        if why is None and self.base.gguf_file and not llama_cpp.llama_architecture(self.base):
+            why = f"the base '{self.base.name}' is not a llama-architecture model"
+        if asked == "llama.cpp" and why:
+            raise TailoredError(f"--engine llama.cpp: {why}; use --engine torch")
+        if asked == "auto" and self.bf16:
+            # the run's answers are bf16 arithmetic, which llama.cpp in f32 does not reproduce (bf16 and fp32 torch
+            # parted on 2 of 60 support held-out answers); auto promises the evaluated answers: llama.cpp on fp32 runs
+            return "torch"
+        return "llama.cpp" if asked in ("auto", "llama.cpp") and not why else "torch"
+
+    def _llama_model(self):
+        """The run as an f32 GGUF in llama.cpp, written once next to the run's exports (merged from a fresh copy
+        of base and adapter, so this object's own weights stay as they are)."""
+        if self._llama is None:
+            gguf = default_gguf_path(self.path, "f32")
+            if not gguf.exists():
+                write_gguf(self.base, self._merged_copy(), self.tokenizer.chat_template, gguf, "f32")
+            self._llama = llama_cpp.LlamaCpp(gguf, context=context_length(self.base))
+        return self._llama
+
+    def _merged_copy(self):
+        if (self.path / "model").is_dir():
+            return self.model
+        from peft import PeftModel
+
+        with quiet_transformers():
+            return PeftModel.from_pretrained(load_causal_lm(self.base), self.path / "adapter").merge_and_unload()
+
+    def answer(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+        """Greedy replies to whole conversations, from this run's engine."""
+        if self.engine == "torch":
+            return generate(self.model, self.tokenizer, conversations, max_new_tokens, batch_size, self.bf16)
+        llm = self._llama_model()
+        stop = stop_token_ids(self.tokenizer, self.model)
+        # the run's own tokens, not llama.cpp's tokenizer: answers are compared with the torch engine's on them
+        ids = [self.tokenizer(render_prompt(self.tokenizer, c), add_special_tokens=False)["input_ids"]
+               for c in conversations]
+        return decode_answers(self.tokenizer, [llm.greedy(i, max_new_tokens, stop) for i in ids])
 
     @property
     def labels(self) -> list[str] | None:
@@ -73,8 +136,7 @@ class Tuned:
             texts = [p if isinstance(p, str) else p[-1]["content"] for p in items]
             replies = [self.labels[i] for i in predict_labels(self.model, self.tokenizer, texts, batch_size, self.bf16)]
             return replies[0] if single else replies
-        replies = generate(self.model, self.tokenizer, [self.messages_for(p) for p in items], max_new_tokens,
-                           batch_size, self.bf16)
+        replies = self.answer([self.messages_for(p) for p in items], max_new_tokens, batch_size)
         if self.labels:
             replies = [match_label(r, self.labels) for r in replies]
         return replies[0] if single else replies
@@ -90,9 +152,12 @@ class Tuned:
         return probabilities[:, column].tolist() if len(texts) else []
 
 
-def load(run: str | Path, runs_dir: str | Path = "runs") -> Tuned:
-    """Load a finished run by folder (`runs/support/v1`) or name (`support`, the latest version)."""
-    return Tuned(resolve_run(run, runs_dir))
+def load(run: str | Path, runs_dir: str | Path = "runs", engine: str = "auto") -> Tuned:
+    """Load a finished run by folder (`runs/support/v1`) or name (`support`, the latest version).
+
+    `engine`: "auto" (llama.cpp where it can read the run, else torch), "torch" or "llama.cpp".
+    """
+    return Tuned(resolve_run(run, runs_dir), engine)
 
 
 def house_voice(run: str | Path | None, runs_dir: str | Path = "runs"):

@@ -62,3 +62,27 @@ def test_tailor_export_exits_1_below_the_parity_threshold(yes_run, tiny_base, tm
     result = CliRunner().invoke(app, ["export", "yes", "--out", str(tmp_path / "m"), "--runs-dir", str(yes_run)])
     assert result.exit_code == 1, result.output
     assert f"need {MIN_PARITY:g}%" in result.output and "0.0% of 8 held-out answers identical" in result.output
+
+
+def test_the_engine_is_torch_where_llama_cpp_cannot_read_the_run_and_asking_for_it_says_why(yes_run):
+    from tailored.errors import TailoredError
+    from tailored.models import llama_cpp
+
+    assert tailored.load("yes", runs_dir=yes_run).engine == "torch"  # auto: the tiny base did not come as GGUF
+    assert tailored.load("yes", runs_dir=yes_run, engine="torch").generate("yes?", max_new_tokens=4) == \
+        tailored.load("yes", runs_dir=yes_run).generate("yes?", max_new_tokens=4)
+    why = "did not come as GGUF" if llama_cpp.installed() else "llama-cpp-python is not installed"
+    with pytest.raises(TailoredError, match=why):
+        tailored.load("yes", runs_dir=yes_run, engine="llama.cpp")
+    with pytest.raises(TailoredError, match="use one of auto, torch, llama.cpp"):
+        tailored.load("yes", runs_dir=yes_run, engine="fast")
+
+
+def test_tailor_predict_takes_the_engine_and_fails_clearly_when_it_cannot_have_it(yes_run):
+    from tailored.cli import app
+
+    ok = CliRunner().invoke(app, ["predict", "yes", "yes?", "--max-new-tokens", "4", "--runs-dir", str(yes_run),
+                                  "--engine", "torch"])
+    assert ok.exit_code == 0, ok.output
+    bad = CliRunner().invoke(app, ["predict", "yes", "yes?", "--runs-dir", str(yes_run), "--engine", "llama.cpp"])
+    assert bad.exit_code == 1 and "use --engine torch" in bad.output, bad.output

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import tailored
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
@@ -139,6 +140,25 @@ def test_decode_loop_gives_generates_answers_on_the_support_heldout_file(short_r
     fast = generation.generate_ids(tuned.model, tuned.tokenizer, texts, 48, 16)
     monkeypatch.setattr(generation, "supported", lambda m: False)
     assert fast == generation.generate_ids(tuned.model, tuned.tokenizer, texts, 48, 16)
+
+
+def test_the_llama_cpp_engine_gives_the_torch_engines_answers_on_the_support_heldout_file(short_run):
+    from tailored.data import load_dataset
+    from tailored.models.gguf_file import default_gguf_path
+
+    # auto takes llama.cpp (which `make install` installs) where the run computes in fp32, as it does on CPUs
+    # without native bf16; the answers compared are the fp32 torch engine's
+    assert tailored.load(short_run.path).engine == ("torch" if tailored.load(short_run.path).bf16 else "llama.cpp")
+    fast = tailored.load(short_run.path, engine="llama.cpp")
+    slow = tailored.load(short_run.path, engine="torch")
+    slow.bf16 = False
+    before = {k: v.clone() for k, v in fast.model.state_dict().items()}
+    conversations = [r.prompt for r in load_dataset(EXAMPLES / "support.heldout.jsonl").examples]
+    ours = fast.generate(conversations, max_new_tokens=48)
+    assert default_gguf_path(short_run.path, "f32").exists()  # written once, where `tailor export` would write it
+    assert len(ours) == 60 and ours == slow.generate(conversations, max_new_tokens=48)
+    # writing the GGUF merged a fresh copy: the loaded torch weights are as they were
+    assert all(torch.equal(before[k], v) for k, v in fast.model.state_dict().items())
 
 
 def test_smollm2_tokenizes_as_llama_cpp_does():

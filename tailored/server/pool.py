@@ -158,7 +158,7 @@ class Pool:
             return
         if served.kind != "lora":
             if served.key not in self.whole:
-                self.whole[served.key] = (served, Tuned(self.runs_dir / served.key))
+                self.whole[served.key] = (served, Tuned(self.runs_dir / served.key, engine="torch"))
                 while len(self.whole) > self.cfg.max_adapters:
                     self.whole.popitem(last=False)
             self.whole.move_to_end(served.key)
