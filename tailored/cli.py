@@ -137,9 +137,8 @@ def config_() -> None:
     typer.echo(template_yaml(), nl=False)
 
 
-ENGINE_HELP = ("auto: llama.cpp when llama-cpp-python is installed, can read the run (written once as an f32 GGUF "
-               "in RUN/export) and the run computes in fp32, else torch; torch: the decode loop evaluation uses; "
-               "llama.cpp: fail if it cannot")
+ENGINE_HELP = ("auto: llama.cpp when llama-cpp-python is installed and can read the run (written once as an f32 "
+               "GGUF in RUN/export), else torch; torch: the decode loop evaluation uses; llama.cpp: fail if it cannot")
 
 @app.command()
 @user_errors

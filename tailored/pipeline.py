@@ -21,7 +21,7 @@ from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.audit import Finding
 from tailored.data.encode import TemplateError, encode_many, stop_token_ids
 from tailored.data.prepare import Prepared, encode_chat_all, encode_labelled_all, load_splits, render_masked
-from tailored.device import choose_bf16, device_of
+from tailored.device import device_of, generation_bf16
 from tailored.errors import TailoredError
 from tailored.evaluation import general, preference, report as html_report
 from tailored.evaluation.answer_cache import BaseAnswers
@@ -279,7 +279,7 @@ def _add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, tr
     n_task = len(prep.train_encoded)
     wanted = round(data_cfg.guard / (1 - data_cfg.guard) * n_task)
     rows = general.replay_examples(model, tokenizer, base.fingerprint(), wanted, train_cfg.seed,
-                                   choose_bf16(train_cfg.bf16, device_of(model)))
+                                   generation_bf16(train_cfg.bf16, device_of(model)))
     encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in rows], stop_token_ids(tokenizer))
                if not isinstance(e, TemplateError) and e.trainable
                and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]
@@ -325,7 +325,7 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
         console.print("no held-out questions to compare base and tuned on: pass --heldout FILE with questions whose "
                       "answers are in the documents (rows may carry `fact`, the words a right answer contains)")
     if run_cfg.evaluate and rows:
-        bf16 = choose_bf16(train_cfg.bf16, device_of(model))
+        bf16 = generation_bf16(train_cfg.bf16, device_of(model))
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
         comparison = _compare(model, tokenizer, rows, prep.train_examples, prep.train.labels, eval_cfg, bf16,
                               classify, base_model, base, [d.text for d in prep.documents],

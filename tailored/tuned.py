@@ -5,8 +5,8 @@ Answers come from one of two engines. `torch` is the decode loop evaluation and 
 the run written once as an f32 GGUF beside its exports and answers one prompt several times faster on a
 CPU (BENCHMARKS.md). f32, not f16: with f16 weights a 12-step support run parted from the torch answer
 on 1 of 60 held-out rows, where two tokens' logits were 0.012 apart; with f32 weights, 60 of 60 agreed.
-`auto`, the default, takes llama.cpp where it can and where the run computes in fp32 (CPUs without native
-bf16); with bf16 arithmetic the evaluated answers are bf16's, which llama.cpp does not reproduce, so auto keeps torch.
+`auto`, the default, takes llama.cpp where it can. Both engines answer in fp32 on a CPU (`device.generation_bf16`),
+as the run's own evaluation did, so they give the evaluated answers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tailored.models import context_length, llama_cpp, load_causal_lm, load_toke
 from tailored.models.gguf_file import default_gguf_path, write_gguf
 from tailored.models.load import quiet_transformers
 from tailored.runs import read_json, resolve_run
-from tailored.device import choose_bf16, device_of
+from tailored.device import device_of, generation_bf16
 from tailored.errors import TailoredError
 from tailored.models.scoring import label_probabilities, predict_labels
 from tailored.models.sentence_classifier import SentenceClassifier
@@ -66,7 +66,7 @@ class Tuned:
                 self.model = PeftModel.from_pretrained(base_model, path / "adapter")
         self.model.eval()
         # generate the way the run's own evaluation did
-        self.bf16 = choose_bf16(read_json(path / "config.json")["train"].get("bf16"), device_of(self.model))
+        self.bf16 = generation_bf16(read_json(path / "config.json")["train"].get("bf16"), device_of(self.model))
         self.engine = self._choose_engine(engine)
         self._llama = None  # the llama.cpp model, loaded on the first answer
 
@@ -81,10 +81,6 @@ class Tuned:
             why = f"the base '{self.base.name}' is not a llama-architecture model"
         if asked == "llama.cpp" and why:
             raise TailoredError(f"--engine llama.cpp: {why}; use --engine torch")
-        if asked == "auto" and self.bf16:
-            # the run's answers are bf16 arithmetic, which llama.cpp in f32 does not reproduce (bf16 and fp32 torch
-            # parted on 2 of 60 support held-out answers); auto promises the evaluated answers: llama.cpp on fp32 runs
-            return "torch"
         return "llama.cpp" if asked in ("auto", "llama.cpp") and not why else "torch"
 
     def _llama_model(self):

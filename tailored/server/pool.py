@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tailored.config import ServerConfig
 from tailored.data.encode import stop_token_ids
-from tailored.device import autocast, choose_bf16, device_of
+from tailored.device import autocast, device_of, generation_bf16
 from tailored.errors import TailoredError
 from tailored.fine_tuning import store
 from tailored.evaluation.generate import generate_ids
@@ -68,7 +68,7 @@ class Pool:
         self.model = load_causal_lm(self.base)
         self.tokenizer = load_tokenizer(self.base)
         self.context = context_length(self.base)
-        self.bf16 = choose_bf16(None, device_of(self.model))
+        self.bf16 = generation_bf16(None, device_of(self.model))
         self.adapters: OrderedDict[str, Served] = OrderedDict()
         self.whole: OrderedDict[str, tuple[Served, Tuned]] = OrderedDict()  # full and classifier runs, by LRU
         self.fine_tuning = store.Jobs(self.runs_dir) if cfg.jobs else None  # `ft:` names
