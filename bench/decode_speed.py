@@ -105,8 +105,6 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--rows", type=int, default=32)
     ap.add_argument("--gguf")
-    ap.add_argument("--fp32", action="store_true", help="section 3's torch engine in fp32 even where the run chose bf16 "
-                    "(as on CPUs without native bf16, where auto takes llama.cpp)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     tuned = load(args.run)
@@ -179,7 +177,6 @@ def main() -> None:
     replies = {}
     for engine in ("torch", "llama.cpp") if llm else ("torch",):
         tuned_engine = load(args.run, engine=engine)
-        tuned_engine.bf16 = tuned_engine.bf16 and not args.fp32
         if engine == "torch":
             print(f"  engine torch in {'bf16 autocast' if tuned_engine.bf16 else 'fp32'}")
         tuned_engine.generate(conversations[0], max_new_tokens=budget)  # warm-up (and the GGUF written once)

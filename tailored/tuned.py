@@ -18,7 +18,7 @@ from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.evaluation.generate import decode_answers, generate
 from tailored.evaluation.metrics import match_label
 from tailored.models import context_length, llama_cpp, load_causal_lm, load_tokenizer, resolve_base
-from tailored.models.gguf_file import default_gguf_path, write_gguf
+from tailored.models.gguf_file import default_gguf_path, gguf_architecture, write_gguf
 from tailored.models.load import quiet_transformers
 from tailored.runs import read_json, resolve_run
 from tailored.device import device_of, generation_bf16
@@ -76,9 +76,8 @@ class Tuned:
                "a classifier answers with its own head" if self.kind == "classify" else
                f"the base '{self.base.name}' did not come as GGUF" if not self.base.gguf_file else
                "this run is on a GPU; llama.cpp here runs on the CPU" if device_of(self.model).type != "cpu" else
-               None)
-        if why is None and self.base.gguf_file and not llama_cpp.llama_architecture(self.base):
-            why = f"the base '{self.base.name}' is not a llama-architecture model"
+               f"the base '{self.base.name}' is not a llama-architecture model"
+               if gguf_architecture(self.base) != "llama" else None)
         if asked == "llama.cpp" and why:
             raise TailoredError(f"--engine llama.cpp: {why}; use --engine torch")
         return "llama.cpp" if asked in ("auto", "llama.cpp") and not why else "torch"

@@ -29,11 +29,20 @@ def default_gguf_path(run: Path, kind: str = "f16") -> Path:
     return run / "export" / f"{run.parent.name}-{run.name}.{kind}.gguf"
 
 
+def gguf_architecture(base: ResolvedBase) -> str:
+    """The architecture a base that came as GGUF declares in its header ("llama", "gemma3", ...)."""
+    import gguf
+
+    return gguf.GGUFReader(str(Path(base.path) / base.gguf_file)).fields["general.architecture"].contents()
+
+
 def check_gguf_base(base: ResolvedBase) -> Path:
     """The base's own GGUF file, or a TailoredError saying why this base cannot be written as GGUF."""
     if not base.gguf_file:
         raise TailoredError(f"GGUF export needs a base that came as GGUF (smollm2-135m); '{base.name}' did not — "
                             "export --format merged and convert it with llama.cpp's convert_hf_to_gguf.py")
+    if (arch := gguf_architecture(base)) != "llama":
+        raise TailoredError(f"GGUF export supports llama-architecture bases; this base is {arch}")
     return Path(base.path) / base.gguf_file
 
 
@@ -44,10 +53,7 @@ def write_gguf(base: ResolvedBase, model, chat_template: str, out: Path, kind: s
 
     if kind not in GGUF_TYPES:
         raise TailoredError(f"--gguf-type {kind}: use one of {', '.join(GGUF_TYPES)}")
-    reader = gguf.GGUFReader(str(check_gguf_base(base)))
-    arch = reader.fields["general.architecture"].contents()
-    if arch != "llama":
-        raise TailoredError(f"GGUF export supports llama-architecture bases; this base is {arch}")
+    reader, arch = gguf.GGUFReader(str(check_gguf_base(base))), "llama"
     cfg = model.config
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
     state = {k: v.detach().float() for k, v in model.state_dict().items()}

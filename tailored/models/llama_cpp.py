@@ -19,14 +19,6 @@ def installed() -> bool:
     return True
 
 
-def llama_architecture(base) -> bool:
-    """Whether a base that came as GGUF is a llama-architecture model (what tailored writes as GGUF)."""
-    import gguf
-
-    reader = gguf.GGUFReader(str(Path(base.path) / base.gguf_file))
-    return reader.fields["general.architecture"].contents() == "llama"
-
-
 class LlamaCpp:
     """One GGUF file loaded in llama.cpp on the CPU, for greedy answers and next-token logits."""
 
