@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,14 +20,30 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fresh(target: Path, folder: bool) -> Path:
+    """A new temp file or folder beside `target`, with the permissions a plain open() or mkdir would give.
+
+    tempfile makes 0600 files and 0700 folders; renamed into place, they left exports and reports that
+    another account (Ollama's service user, a teammate) could not read, unlike everything else in a run.
+    The kernel applies the umask to the modes given here, so the user's umask still decides."""
+    while True:
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            if folder:
+                os.mkdir(tmp, 0o777)
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temp path in the target's folder; on success it replaces the target atomically."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _fresh(target, folder=False)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -53,7 +69,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temp folder beside `target`; on success every file is fsynced and it takes target's place."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = _fresh(target, folder=True)
     try:
         yield tmp
         for f in tmp.rglob("*"):

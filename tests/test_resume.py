@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -96,3 +97,22 @@ def test_half_written_checkpoint_is_never_chosen(tmp_path):
     (bad / "trainable.safetensors").write_bytes(b"\x00" * 3)
     (tmp_path / ".step-0000012.abc.tmp").mkdir()  # a temp folder left by a kill during atomic_dir
     assert checkpoint.complete(tmp_path) == [good]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_writes_take_the_users_umask(tmp_path, umask):
+    """Exports and reports are read by other accounts (Ollama's service user): a crash-safe write must give
+    the file the mode a plain write would, not tempfile's 0600."""
+    from tailored.atomic import atomic_dir, write_text
+
+    old = os.umask(umask)
+    try:
+        write_text(tmp_path / "report.html", "<p>hi</p>")
+        with atomic_dir(tmp_path / "export") as folder:
+            (folder / "model.safetensors").write_bytes(b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "export").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (tmp_path / "report.html").read_text() == "<p>hi</p>"
+    assert not list(tmp_path.glob(".*.tmp"))
