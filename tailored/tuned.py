@@ -27,6 +27,9 @@ from tailored.models.scoring import label_probabilities, predict_labels
 from tailored.models.sentence_classifier import SentenceClassifier
 
 ENGINES = ("auto", "torch", "llama.cpp")
+# `auto` answers up to this many prompts in one call through llama.cpp, one after another, and more through
+# torch's batched decode, which finishes first from about 8 prompts on 2 cores (bench/engine_crossover.py).
+AUTO_LLAMA_CPP_MOST = 4
 
 
 class Tuned:
@@ -68,6 +71,7 @@ class Tuned:
         # generate the way the run's own evaluation did
         self.bf16 = generation_bf16(read_json(path / "config.json")["train"].get("bf16"), device_of(self.model))
         self.engine = self._choose_engine(engine)
+        self._auto = engine == "auto"
         self._llama = None  # the llama.cpp model, loaded on the first answer
 
     def _choose_engine(self, asked: str) -> str:
@@ -101,8 +105,8 @@ class Tuned:
             return PeftModel.from_pretrained(load_causal_lm(self.base), self.path / "adapter").merge_and_unload()
 
     def answer(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
-        """Greedy replies to whole conversations, from this run's engine."""
-        if self.engine == "torch":
+        """Greedy replies to whole conversations, from this run's engine (torch for many under `auto`)."""
+        if self.engine == "torch" or (self._auto and len(conversations) > AUTO_LLAMA_CPP_MOST):
             return generate(self.model, self.tokenizer, conversations, max_new_tokens, batch_size, self.bf16)
         llm = self._llama_model()
         stop = stop_token_ids(self.tokenizer, self.model)

@@ -86,3 +86,31 @@ def test_tailor_predict_takes_the_engine_and_fails_clearly_when_it_cannot_have_i
     assert ok.exit_code == 0, ok.output
     bad = CliRunner().invoke(app, ["predict", "yes", "yes?", "--runs-dir", str(yes_run), "--engine", "llama.cpp"])
     assert bad.exit_code == 1 and "use --engine torch" in bad.output, bad.output
+
+
+def test_auto_answers_a_few_prompts_through_llama_cpp_and_many_through_torchs_batch(yes_run, monkeypatch):
+    """llama.cpp answers one prompt at a time; past AUTO_LLAMA_CPP_MOST prompts torch's batch is faster, and
+    `auto` takes it. An explicit `--engine llama.cpp` is kept whatever the count."""
+    from tailored import tuned as tuned_module
+    from tailored.tuned import AUTO_LLAMA_CPP_MOST
+
+    calls = []
+
+    class FakeLlama:  # stands in for llama.cpp: the tiny base has no GGUF for it to read
+        def greedy(self, ids, budget, stop):
+            calls.append(ids)
+            return [next(iter(stop))]
+
+    def answered_by(engine: str, n: int) -> str:
+        model = tailored.load("yes", runs_dir=yes_run, engine="torch")
+        model.engine, model._auto, model._llama = "llama.cpp", engine == "auto", FakeLlama()
+        calls.clear()
+        replies = model.generate(["yes?"] * n, max_new_tokens=4)
+        assert len(replies) == n
+        return "llama.cpp" if len(calls) == n else "torch" if not calls else "both"
+
+    monkeypatch.setattr(tuned_module.Tuned, "_llama_model", lambda self: self._llama)
+    assert answered_by("auto", 1) == "llama.cpp"
+    assert answered_by("auto", AUTO_LLAMA_CPP_MOST) == "llama.cpp"
+    assert answered_by("auto", AUTO_LLAMA_CPP_MOST + 1) == "torch"
+    assert answered_by("llama.cpp", AUTO_LLAMA_CPP_MOST + 1) == "llama.cpp"
