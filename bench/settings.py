@@ -1,7 +1,7 @@
 """Are the automatic settings right on real data? Defaults against nearby alternatives, side by side.
 
     python bench/settings.py [--tasks clinc150_8,usaddress_fields,sgd_responses,tweeteval_emotion,nlupp_slots]
-                             [--out bench/settings.json]
+                             [--settings "lr x3,epochs x2"] [--out bench/settings.json]
 
 For each task (the seeded subsamples of bench/quality.py, smaller for generation so the sweep fits
 on 2 cores), tailored trains once with every default, then once per alternative with one setting
@@ -110,6 +110,8 @@ def table(results: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", default="clinc150_8,usaddress_fields,sgd_responses,tweeteval_emotion,nlupp_slots")
+    ap.add_argument("--settings", default=None,
+                    help="Only these alternatives, comma-separated (e.g. 'lr x3'), to check one finding on more tasks")
     ap.add_argument("--out", default=str(ROOT / "bench" / "settings.json"))
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="settings-"))
@@ -128,6 +130,8 @@ def main() -> None:
         results.append(default)
         print(json.dumps({k: v for k, v in default.items() if k != "rows"}), flush=True)
         for label, overrides in alternatives(default, task).items():
+            if args.settings and label not in args.settings.split(","):
+                continue
             results.append(train_and_score(name, folder, label, overrides))
             print(json.dumps({k: v for k, v in results[-1].items() if k != "rows"}), flush=True)
             out.write_text(json.dumps(kept + results, indent=1))

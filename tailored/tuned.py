@@ -5,7 +5,7 @@ Answers come from one of two engines. `torch` is the decode loop evaluation and 
 the run written once as an f32 GGUF beside its exports and answers one prompt several times faster on a
 CPU (BENCHMARKS.md). f32, not f16: with f16 weights a 12-step support run parted from the torch answer
 on 1 of 60 held-out rows, where two tokens' logits were 0.012 apart; with f32 weights, 60 of 60 agreed.
-`auto`, the default, takes llama.cpp where it can. Both engines answer in fp32 on a CPU (`device.generation_bf16`),
+`auto`, the default, takes llama.cpp where it can, for up to AUTO_LLAMA_CPP_MOST prompts in a call. Both engines answer in fp32 on a CPU (`device.generation_bf16`),
 as the run's own evaluation did, so they give the evaluated answers.
 """
 
@@ -28,8 +28,9 @@ from tailored.models.sentence_classifier import SentenceClassifier
 
 ENGINES = ("auto", "torch", "llama.cpp")
 # `auto` answers up to this many prompts in one call through llama.cpp, one after another, and more through
-# torch's batched decode, which finishes first from about 8 prompts on 2 cores (bench/engine_crossover.py).
-AUTO_LLAMA_CPP_MOST = 4
+# torch's batched decode: on 2 cores torch took 3.45x llama.cpp's time for 1 prompt, 1.40x for 4, 1.03x for 8
+# and 0.67x for 16 (bench/engine_crossover.py, BENCHMARKS.md).
+AUTO_LLAMA_CPP_MOST = 7
 
 
 class Tuned:
