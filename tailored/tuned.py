@@ -5,8 +5,9 @@ Answers come from one of two engines. `torch` is the decode loop evaluation and 
 the run written once as an f32 GGUF beside its exports and answers one prompt several times faster on a
 CPU (BENCHMARKS.md). f32, not f16: with f16 weights a 12-step support run parted from the torch answer
 on 1 of 60 held-out rows, where two tokens' logits were 0.012 apart; with f32 weights, 60 of 60 agreed.
-`auto`, the default, takes llama.cpp where it can, for up to AUTO_LLAMA_CPP_MOST prompts in a call. Both engines answer in fp32 on a CPU (`device.generation_bf16`),
-as the run's own evaluation did, so they give the evaluated answers.
+`auto`, the default, takes llama.cpp where it can, for up to AUTO_LLAMA_CPP_MOST prompts in a call. Both
+engines answer in fp32 on a CPU (`device.generation_bf16`), as the run's own evaluation did, so they give
+the evaluated answers.
 """
 
 from __future__ import annotations
