@@ -39,7 +39,7 @@ def per_row(preds: list[str], refs: list[str], primary: str) -> np.ndarray:
     if primary == "accuracy":
         return np.array([float(p == r) for p, r in zip(preds, refs)])
     if primary == "rouge_l":
-        return np.array(rouge_l_rows(preds, refs))
+        return np.array(rouge_l_rows(preds, refs)) / 100  # shares, like the other metrics' rows
     values = []
     for p, r in zip(preds, refs):  # field F1 per row: matching leaves over leaves predicted and expected
         want, got = leaves(parse_object(r) or {}), leaves(parse_object(p) or {})
@@ -101,8 +101,11 @@ def table(results: list[dict]) -> str:
         d = defaults[r["task"]]
         low, high = paired_interval(np.array(r["rows"]), np.array(d["rows"]))
         verdict = "default loses" if low > 0 else "default wins" if high < 0 else "within the interval"
+        # the difference of the row means, which the interval is about; field F1 over all fields (the value
+        # columns) weighs rows by their field count and can differ from it
+        diff = 100 * (np.mean(r["rows"]) - np.mean(d["rows"]))
         lines.append(f"| {r['task']} | {r['primary']} | {d['value']:.1f} ({d['epochs']} ep, lr {d['learning_rate']:g}) "
-                     f"| {r['setting']} | {r['value']:.1f} | {r['value'] - d['value']:+.1f} [{low:+.1f}, {high:+.1f}] "
+                     f"| {r['setting']} | {r['value']:.1f} | {diff:+.1f} [{low:+.1f}, {high:+.1f}] "
                      f"| {verdict} |")
     return "\n".join(lines)
 
