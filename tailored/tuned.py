@@ -78,6 +78,8 @@ class Tuned:
 
     def _choose_engine(self, asked: str) -> str:
         """`asked`, or for `auto` llama.cpp where it can read this run; says why when llama.cpp was asked and cannot."""
+        if asked == "torch":  # nothing to check, not even the base's GGUF header
+            return "torch"
         why = ("llama-cpp-python is not installed (pip install llama-cpp-python)" if not llama_cpp.installed() else
                "a classifier answers with its own head" if self.kind == "classify" else
                f"the base '{self.base.name}' did not come as GGUF" if not self.base.gguf_file else
