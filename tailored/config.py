@@ -81,6 +81,10 @@ class DataConfig:
                               "keep attention cheap and batch well with chat rows.", default=256)
     chunk_overlap: int = _help("Tokens each document window repeats from the one before, as context only (not "
                                "learned twice), so no window starts cold mid-sentence.", default=32)
+    retrieve: int = _help("With --documents and chat rows: how many of the documents' passages closest to each "
+                          "question go into its system message, in training, evaluation and every answer, so the "
+                          "model answers from them. The run keeps the passages (retrieval.sqlite); 0 turns it off.",
+                          default=3)
     guard: float = _help("Share of training rows that replay the base model's own answers to general requests "
                          "(written for tailored, bundled), so tuning keeps what the base knew. 0 turns the guard "
                          "off. Generating models only.", default=0.2)
@@ -109,6 +113,8 @@ class DataConfig:
         if not 0 <= self.chunk_overlap < self.chunk_tokens // 2:
             problems.append(f"chunk_overlap={self.chunk_overlap} must be 0 or more and under half of chunk_tokens "
                             f"({self.chunk_tokens})")
+        if not 0 <= self.retrieve <= 10:
+            problems.append(f"retrieve={self.retrieve} must be 0 (off) to 10 passages (e.g. 3)")
         if not 0.0 <= self.guard < 0.5:
             problems.append(f"guard={self.guard} must be 0 (off) or a share below 0.5 (e.g. 0.2)")
         if not 0.0 < self.valid_fraction < 0.5:

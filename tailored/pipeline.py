@@ -29,6 +29,7 @@ from tailored.evaluation.compare import Comparison, compare, compare_classifier,
 from tailored.evaluation.evidence import gather, print_evidence
 from tailored.progress import print_plan, progress_hooks
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
+from tailored.models import retrieval
 from tailored.runs import COMPLETE, index, read_json, resolve_run
 from tailored.runs.card import write_card
 from tailored.runs.record import saved_run, settings, start_run
@@ -102,6 +103,8 @@ def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int, task: st
     prep = load_splits(data, data_cfg, seed)
     if prep.train is None:  # nothing readable: there is nothing to tokenise
         return prep, (base, None)
+    if task != "classify":
+        retrieval.ground_prepared(prep, data_cfg.retrieve)
     tokenizer = load_tokenizer(base)
     if task == "classify":
         return encode_labelled_all(prep, tokenizer, data_cfg, context_length(base)), (base, tokenizer)
@@ -216,6 +219,8 @@ def train(
     check_report = CheckReport([str(p) for p in prep.errors], prep.findings, profile).to_dict()
     if ranks.main:
         atomic.write_json(run_dir / "check.json", check_report)
+        if prep.retriever:  # every answer the run gives is grounded in these passages, as training was
+            prep.retriever.save(run_dir)
     console.print(f"[bold]run[/bold] {run_dir}" + (f" ({ranks.world} processes)" if ranks.many else ""))
     if on_event and ranks.main:
         on_event({"kind": "run", "path": str(run_dir), "resumed": resumed})
@@ -327,7 +332,8 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
     if run_cfg.evaluate and rows:
         bf16 = generation_bf16(train_cfg.bf16, device_of(model))
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
-        comparison = _compare(model, tokenizer, rows, prep.train_examples, prep.train.labels, eval_cfg, bf16,
+        asked = prep.retriever.ground_examples(rows) if prep.retriever else rows  # as the run will be asked
+        comparison = _compare(model, tokenizer, asked, prep.train_examples, prep.train.labels, eval_cfg, bf16,
                               classify, base_model, base, [d.text for d in prep.documents],
                               house_voice(eval_cfg.voice, run_cfg.runs_dir))
         if parent:
@@ -382,6 +388,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     if path is None:
         raise TailoredError(f"run {tuned.path} has no held-out file — pass one with --data FILE")
     dataset = load_dataset(path, labels=tuned.labels)
+    examples = tuned.retriever.ground_examples(dataset.examples) if tuned.retriever else dataset.examples
     lineage, saved = tuned.lineage, read_json(tuned.path / "config.json")
     train_path = lineage["data"]["train"]["path"]
     prep = load_splits(train_path, DataConfig(**saved["data"]), saved["train"]["seed"]) \
@@ -391,7 +398,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     if classify and not train_rows:
         raise TailoredError(f"{train_path}: the run's training data is gone; the classifier's baseline needs it")
     base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
-    comparison = _compare(tuned.model, tuned.tokenizer, dataset.examples, train_rows, tuned.labels, eval_cfg,
+    comparison = _compare(tuned.model, tuned.tokenizer, examples, train_rows, tuned.labels, eval_cfg,
                           tuned.bf16, classify, base_model, tuned.base,
                           [d.text for d in prep.documents] if prep else [],
                           house_voice(eval_cfg.voice, runs_dir))

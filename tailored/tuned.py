@@ -21,6 +21,7 @@ from tailored.evaluation.metrics import match_label
 from tailored.models import context_length, llama_cpp, load_causal_lm, load_tokenizer, resolve_base
 from tailored.models.gguf_file import default_gguf_path, gguf_architecture, write_gguf
 from tailored.models.load import quiet_transformers
+from tailored.models.retrieval import Retriever
 from tailored.runs import read_json, resolve_run
 from tailored.device import device_of, generation_bf16
 from tailored.errors import TailoredError
@@ -75,6 +76,8 @@ class Tuned:
         self.engine = self._choose_engine(engine)
         self._auto = engine == "auto"
         self._llama = None  # the llama.cpp model, loaded on the first answer
+        # a run trained with --documents' passages in its prompts answers with them (models/retrieval.py)
+        self.retriever = Retriever.open(path) if self.kind != "classify" else None
 
     def _choose_engine(self, asked: str) -> str:
         """`asked`, or for `auto` llama.cpp where it can read this run; says why when llama.cpp was asked and cannot."""
@@ -109,7 +112,10 @@ class Tuned:
             return PeftModel.from_pretrained(load_causal_lm(self.base), self.path / "adapter").merge_and_unload()
 
     def answer(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
-        """Greedy replies to whole conversations, from this run's engine (torch for many under `auto`)."""
+        """Greedy replies to whole conversations, from this run's engine (torch for many under `auto`), each
+        grounded in the passages for its last question when the run keeps them."""
+        if self.retriever:
+            conversations = self.retriever.ground(conversations)
         if self.engine == "torch" or (self._auto and len(conversations) > AUTO_LLAMA_CPP_MOST):
             return generate(self.model, self.tokenizer, conversations, max_new_tokens, batch_size, self.bf16)
         llm = self._llama_model()

@@ -53,6 +53,11 @@ def render(run_dir: Path) -> str:
     if profile.get("documents"):
         out.append(f"- plus {profile['documents']} documents (`{lineage['data']['documents']['path']}`), learned on every "
                    f"token in {profile['document_chunks']} windows")
+    if (run_dir / "retrieval.sqlite").exists():
+        out.append(f"- every question, in training and in every answer, carried the "
+                   f"{saved.get('data', {}).get('retrieve', '?')} closest passages of the documents in its system "
+                   "message (`retrieval.sqlite`): `tailor predict`, `chat`, `serve` and `load()` add them; a merged "
+                   "or GGUF export holds the weights only, so ask it with the passages yourself")
     if profile.get("guard_rows"):
         out.append(f"- plus {profile['guard_rows']} of the base's own answers to general requests (the forgetting guard)")
     if tokens := profile.get("tokens_per_example"):

@@ -29,12 +29,12 @@ def shared_system_prompt(prep: Prepared) -> str | None:
 
     `predict` adds it to a bare prompt, so the tuned model is asked the way it was trained.
     """
-    if not prep.train_examples:  # documents alone: no turns at all
+    rows = prep.train.examples if prep.train else []  # as written: --retrieve's passages are not the prompt
+    if not rows:  # documents alone: no turns at all
         return None
-    firsts = Counter(ex.messages[0]["content"] if ex.messages[0]["role"] == "system" else None
-                     for ex in prep.train_examples)
+    firsts = Counter(ex.messages[0]["content"] if ex.messages[0]["role"] == "system" else None for ex in rows)
     (prompt, count), = firsts.most_common(1)
-    return prompt if count == len(prep.train_examples) else None
+    return prompt if count == len(rows) else None
 
 
 def settings(train_cfg: TrainConfig, data_cfg: DataConfig, eval_cfg: EvalConfig, reasons: dict) -> dict:

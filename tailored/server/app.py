@@ -177,6 +177,8 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
             messages = [m.model_dump(exclude_none=True) for m in req.messages]
             if served.system_prompt and messages[0]["role"] != "system":  # asked the way it was trained
                 messages = [{"role": "system", "content": served.system_prompt}, *messages]
+            if served.retriever:  # the passages it was trained and evaluated with, as `load().generate()` adds
+                messages = served.retriever.ground([messages])[0]
             return render_prompt(served.tokenizer, tools.plain_messages(messages, functions))
         return text_of
 

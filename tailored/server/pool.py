@@ -24,6 +24,7 @@ from tailored.models.batch import Batcher, Row
 from tailored.models.decode import supported
 from tailored.models.load import quiet_transformers
 from tailored.runs import COMPLETE, read_json, resolve_run
+from tailored.models.retrieval import Retriever
 from tailored.tuned import Tuned
 
 WEIGHTS = ("adapter", "model", "classifier")  # a LoRA run, a full fine-tune, a classifier
@@ -42,6 +43,7 @@ class Served:
     system_prompt: str | None = None
     kind: str = "lora"  # or "full" (a whole fine-tuned model) or "classify" (answers with a label)
     context: int | None = None  # a whole model's own context; None: the base's
+    retriever: object = None  # a run trained with --documents' passages: chat questions are grounded in them
 
 
 @dataclass
@@ -70,6 +72,7 @@ class Pool:
         self.context = context_length(self.base)
         self.bf16 = generation_bf16(None, device_of(self.model))
         self.adapters: OrderedDict[str, Served] = OrderedDict()
+        self.retrievers: dict[str, Retriever | None] = {}  # by run key: read once, its encoder loaded once
         self.whole: OrderedDict[str, tuple[Served, Tuned]] = OrderedDict()  # full and classifier runs, by LRU
         self.fine_tuning = store.Jobs(self.runs_dir) if cfg.jobs else None  # `ft:` names
         self.jobs: queue.Queue[Job] = queue.Queue()
@@ -137,11 +140,18 @@ class Pool:
             kind = "classify" if (path / "classifier").is_dir() else "full"
             base = resolve_base(lineage["base"]["name"])
             return Served(key, load_tokenizer(base, path / ("classifier" if kind == "classify" else "tokenizer")),
-                          lineage["task"].get("system_prompt"), kind, context_length(base))
+                          lineage["task"].get("system_prompt"), kind, context_length(base),
+                          None if kind == "classify" else self._retriever(key, path))
         if lineage["base"]["name"] != self.base_name:
             raise UnknownModel(f"model '{name}' was trained on base {lineage['base']['name']}; this server "
                                f"serves {self.base_name}")
-        return Served(key, load_tokenizer(self.base, path / "tokenizer"), lineage["task"].get("system_prompt"))
+        return Served(key, load_tokenizer(self.base, path / "tokenizer"), lineage["task"].get("system_prompt"),
+                      retriever=self._retriever(key, path))
+
+    def _retriever(self, key: str, path: Path):
+        if key not in self.retrievers:
+            self.retrievers[key] = Retriever.open(path)
+        return self.retrievers[key]
 
     # ---- generation on the worker thread -------------------------------------------------------
     def submit(self, job: Job) -> Future:
