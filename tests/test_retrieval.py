@@ -111,6 +111,11 @@ def test_a_run_with_documents_answers_every_question_with_its_passages(tiny_base
     # the held-out question was asked with its passages, as the run will be asked, and only by the grounded run
     assert "[1] Plans — Refunds: Refunds are given within 14 days." in evaluated[0][0].prompt[0]["content"]
     assert evaluated[1][0].prompt[0]["content"] == system
+    # ...and the report shows the passages beside the answers
+    row = json.loads((grounded.path / "metrics.json").read_text())["eval"]["rows"][0]
+    assert row["passages"].startswith("[1] Plans — Refunds: Refunds are given within 14 days.\n[2] ")
+    assert "asked with these passages" in (grounded.path / "report.html").read_text()
+    assert "passages" not in json.loads((plain.path / "metrics.json").read_text())["eval"]["rows"][0]
     assert (grounded.path / INDEX_FILE).exists() and not (plain.path / INDEX_FILE).exists()
     # the system prompt `predict` adds is the one the rows were written with, not one row's passages
     assert json.loads((grounded.path / "run.json").read_text())["task"]["system_prompt"] == system

@@ -42,7 +42,7 @@ class Prepared:
     mixed: list[Example] = field(default_factory=list)  # general rows from --mix, trained on with the task rows
     documents: list[Document] = field(default_factory=list)  # --documents: learned on every token, with the rows
     document_chunks: int = 0  # their windows, in train_encoded after the task rows (and --mix's)
-    retriever: object = None  # --retrieve: the documents' passages, already put into every row's prompt
+    retriever: object = None  # --retrieve: the documents' passages, in every training and validation prompt
     guard_rows: int = 0  # the base's own answers to general requests, appended to train_encoded (the guard)
     # Problems with the data as a whole (too few examples): also in `errors`, but --skip-invalid, which
     # drops bad rows, cannot skip these.

@@ -20,6 +20,7 @@ from tailored.evaluation.metrics import (PRIMARY, json_scores, label_scores, mea
                                         text_scores, tool_scores)
 from tailored.device import autocast, device_of
 from tailored.models.load import quiet_transformers
+from tailored.models.retrieval import passages_in
 from tailored.models.scoring import predict_labels
 from tailored.models.sentence_classifier import PROBE_C, mean_pool
 
@@ -98,7 +99,8 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
     tuned_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
     seconds = time.perf_counter() - start
     rows = [{"line": ex.line, "prompt": ex.prompt[-1]["content"], "expected": ref, "base": b, "tuned": t,
-             "extra": ex.extra} for ex, ref, b, t in zip(examples, refs, base_out, tuned_out)]
+             "extra": ex.extra, **({"passages": found} if (found := passages_in(ex.prompt)) else {})}
+            for ex, ref, b, t in zip(examples, refs, base_out, tuned_out)]
     (base, base_ci), (tuned, tuned_ci) = score(base_out, refs, labels), score(tuned_out, refs, labels)
     kind = task_kind(refs, labels)
     primary = PRIMARY[kind]

@@ -230,7 +230,11 @@ def render(title: str, comparison: dict | None, history: list[dict], check: dict
                      "<p class='sub'>Highlighted words differ from the expected answer.</p>")
         for row in c["rows"][:samples]:
             parts.append(f'<table class="sample card"><tr><td class="label">prompt<br>line {row["line"]}</td>'
-                         f'<td>{h(row["prompt"])}</td></tr><tr><td class="label">expected</td><td>{h(row["expected"])}</td></tr>'
+                         f'<td>{h(row["prompt"])}</td></tr>'
+                         + (f'<tr><td class="label">passages</td><td><details><summary>asked with these passages of '
+                            f'the documents</summary><pre>{h(row["passages"])}</pre></details></td></tr>'
+                            if row.get("passages") else "")
+                         + f'<tr><td class="label">expected</td><td>{h(row["expected"])}</td></tr>'
                          f'<tr><td class="label">base</td><td>{_marked(row["base"], row["expected"])}</td></tr>'
                          + (f'<tr><td class="label">parent</td><td>{_marked(row["parent"], row["expected"])}</td></tr>'
                             if "parent" in row else "")

@@ -200,3 +200,10 @@ def grounded(conversation: list[dict]) -> bool:
     """Whether the conversation's system message already ends with a block of passages."""
     system = conversation[0]["content"] if conversation and conversation[0]["role"] == "system" else ""
     return system.startswith(HEADER + "\n") or f"\n\n{HEADER}\n" in system
+
+
+def passages_in(conversation: list[dict]) -> str | None:
+    """The numbered passages a grounded conversation was asked with, for the report; None if it has none."""
+    if not grounded(conversation):
+        return None
+    return conversation[0]["content"].rsplit(HEADER + "\n", 1)[1]
