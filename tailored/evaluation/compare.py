@@ -6,8 +6,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import torch
-
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -18,11 +16,9 @@ from tailored.evaluation.generate import generate
 from tailored.data.tools import calls_in
 from tailored.evaluation.metrics import (PRIMARY, json_scores, label_scores, mean_scores, rubric_scores, task_kind,
                                         text_scores, tool_scores)
-from tailored.device import autocast, device_of
-from tailored.models.load import quiet_transformers
 from tailored.models.retrieval import passages_in
 from tailored.models.scoring import predict_labels
-from tailored.models.sentence_classifier import PROBE_C, mean_pool
+from tailored.models.sentence_classifier import PROBE_C, text_embedder
 
 
 @dataclass
@@ -136,25 +132,11 @@ def embedding_baseline(encoder_path: str, train: list[Example], texts: list[str]
     (all-MiniLM-L6-v2 was trained for exactly these embeddings).
     """
     from sklearn.linear_model import LogisticRegression
-    from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(encoder_path, local_files_only=True)
-    with quiet_transformers():
-        encoder = AutoModel.from_pretrained(encoder_path, local_files_only=True).eval()
-    device = device_of(encoder)
-
-    @torch.no_grad()
-    def embed(batch: list[str]) -> torch.Tensor:
-        enc = tokenizer(batch, padding=True, truncation=True, return_tensors="pt").to(device)
-        with autocast(device, bf16):
-            return mean_pool(encoder(**enc).last_hidden_state.float(), enc["attention_mask"])
-
-    def vectors(items: list[str]):
-        return torch.cat([embed(items[k : k + 64]) for k in range(0, len(items), 64)]).numpy()
-
+    embed = text_embedder(encoder_path, bf16)
     model = LogisticRegression(C=PROBE_C, max_iter=2000)
-    model.fit(vectors([ex.text for ex in train]), [ex.label for ex in train])
-    return list(model.predict(vectors(texts)))
+    model.fit(embed([ex.text for ex in train]).numpy(), [ex.label for ex in train])
+    return list(model.predict(embed(texts).numpy()))
 
 
 def compare_classifier(model, tokenizer, examples: list[Example], train: list[Example], labels: list[str],

@@ -83,31 +83,14 @@ def passages(docs: list[Document], most_words: int = PASSAGE_WORDS) -> list[Pass
     return out
 
 
-def encoder_embed(batch_size: int = 32) -> Embed:
-    """The bundled all-MiniLM-L6-v2 as an embedder: mean-pooled, as it was trained, and unit length."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
+def encoder_embed() -> Embed:
+    """The bundled all-MiniLM-L6-v2 as an embedder: mean-pooled, as it was trained, and unit length. A question
+    past its 256 tokens is matched on its start; the model still reads it whole."""
     from tailored.models.bases import resolve_base
-    from tailored.models.load import quiet_transformers
-    from tailored.models.sentence_classifier import mean_pool
+    from tailored.models.sentence_classifier import text_embedder
 
-    base = resolve_base(ENCODER)
-    tokenizer = AutoTokenizer.from_pretrained(base.path)
-    with quiet_transformers():
-        model = AutoModel.from_pretrained(base.path).eval()
-
-    def embed(texts: list[str]) -> np.ndarray:
-        rows = []
-        with torch.no_grad():
-            for i in range(0, len(texts), batch_size):
-                # a question past the encoder's 256 tokens is matched on its start; the model still reads it whole
-                batch = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=256,
-                                  return_tensors="pt")
-                vectors = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
-                rows.append(torch.nn.functional.normalize(vectors, dim=-1).numpy())
-        return np.concatenate(rows) if rows else np.zeros((0, 384), dtype=np.float32)
-    return embed
+    embed = text_embedder(resolve_base(ENCODER).path, batch_size=32, max_length=256)
+    return lambda texts: embed(texts).numpy()
 
 
 class Retriever:

@@ -92,3 +92,28 @@ def embeddings(model: SentenceClassifier, rows: list[dict[str, torch.Tensor]]) -
     out = torch.cat([model.embed(b["input_ids"], b["attention_mask"]) for b in rows])
     model.train(training)
     return out
+
+
+def text_embedder(encoder_path: str | Path, bf16: bool = False, batch_size: int = 64, max_length: int | None = None):
+    """An untuned sentence encoder as texts → unit-length embeddings (one row each, on the CPU).
+
+    Shared by the frozen-embedding baseline (evaluation) and --retrieve's passage index (retrieval)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from tailored.device import autocast, device_of
+
+    tokenizer = AutoTokenizer.from_pretrained(encoder_path, local_files_only=True)
+    with quiet_transformers():
+        encoder = AutoModel.from_pretrained(encoder_path, local_files_only=True).eval()
+    device = device_of(encoder)
+
+    @torch.no_grad()
+    def embed(texts: list[str]) -> torch.Tensor:
+        out = []
+        for k in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[k : k + batch_size], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt").to(device)
+            with autocast(device, bf16):
+                out.append(mean_pool(encoder(**enc).last_hidden_state.float(), enc["attention_mask"]).cpu())
+        return torch.cat(out) if out else torch.zeros(0, encoder.config.hidden_size)
+    return embed
