@@ -2,7 +2,7 @@
 one adapter against two mixed in one batch, and base-vs-tuned evaluation of held-out rows.
 
     python bench/serving_speed.py RUN --other RUN2 --runs-dir DIR [--before TREE] [--clients 1,8,50]
-                                  [--max-tokens 48] [--batch-size 16] [--eval-data FILE] [--eval-rows 200]
+                                  [--max-tokens 48] [--batch-size N] [--eval-data FILE] [--eval-rows 200]
                                   [--only server|eval]
 
 TREE is another checkout of tailored (e.g. `git worktree add /tmp/before HEAD~1`); every measurement
@@ -46,8 +46,8 @@ def child_server(args) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     levels = [int(c) for c in args.clients.split(",")]
-    cfg = ServerConfig(runs_dir=args.runs_dir, port=port, api_key="bench", max_in_flight=max(levels) + 1,
-                       batch_size=args.batch_size)
+    size = {"batch_size": args.batch_size} if args.batch_size else {}  # else each tree's own default
+    cfg = ServerConfig(runs_dir=args.runs_dir, port=port, api_key="bench", max_in_flight=max(levels) + 1, **size)
     app, pool = build([args.run, args.other], cfg)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()
@@ -94,7 +94,7 @@ def child_eval(args) -> dict:
     start = time.perf_counter()
     result = compare(tuned.model, tuned.tokenizer, rows, tuned.labels, EvalConfig(), tuned.bf16)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rows": len(rows), "primary": result.primary,
+    return {"seconds": seconds, "rows": len(rows), "primary": result.primary, "batch": EvalConfig().eval_batch_size,
             "base": result.base[result.primary], "tuned": result.tuned[result.primary],
             "answers": [[r["base"], r["tuned"]] for r in result.rows]}
 
@@ -102,8 +102,9 @@ def child_eval(args) -> dict:
 def in_child(tree: Path, what: str, args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
     cmd = [sys.executable, __file__, args.run, "--other", args.other, "--runs-dir", str(Path(args.runs_dir).resolve()),
-           "--clients", args.clients, "--max-tokens", str(args.max_tokens), "--batch-size", str(args.batch_size),
-           "--eval-data", str(Path(args.eval_data).resolve()), "--eval-rows", str(args.eval_rows), "--child", what]
+           "--clients", args.clients, "--max-tokens", str(args.max_tokens), "--batch-size", str(args.batch_size or 0),
+           "--eval-data", str(Path(args.eval_data).resolve()), "--eval-rows", str(args.eval_rows), "--child", what,
+           *(["--fp32"] if args.fp32 else [])]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"{what} on {tree} failed:\n{out.stderr[-3000:]}")
@@ -118,17 +119,27 @@ def main() -> None:
     ap.add_argument("--before", help="another checkout of tailored to measure beside this one")
     ap.add_argument("--clients", default="1,8,50")
     ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("--batch-size", type=int, default=16, help="the server's --batch-size")
+    ap.add_argument("--batch-size", type=int, default=0, help="the server's --batch-size (default: each tree's own)")
     ap.add_argument("--eval-data", default="examples/support.heldout.jsonl")
     ap.add_argument("--eval-rows", type=int, default=200)
     ap.add_argument("--only", choices=["server", "eval"], help="measure one of the two")
+    ap.add_argument("--fp32", action="store_true",
+                    help="answer in fp32 in both trees (trees before 2026-12-02 used bf16 on CPUs with native bf16)")
     ap.add_argument("--child", choices=["server", "eval"])
     args = ap.parse_args()
     if args.child:
+        if args.fp32:  # an older tree chose bf16 autocast wherever the CPU has native bf16; this one answers in fp32
+            import torch
+
+            torch.backends.mkldnn.is_available = lambda: False
         import tailored
 
         result = (child_server if args.child == "server" else child_eval)(args)
         result["library"] = str(Path(tailored.__file__).parent.parent)
+        if args.child == "server":
+            from tailored.config import ServerConfig
+
+            result["batch_size"] = args.batch_size or ServerConfig().batch_size
         print(json.dumps(result))
         return
 
@@ -141,7 +152,7 @@ def main() -> None:
     for name, tree in trees.items():
         if args.only != "eval":
             server[name] = in_child(tree, "server", args)
-            print(f"  server measured on {server[name]['library']}", flush=True)
+            print(f"  server measured on {server[name]['library']} (batch {server[name]['batch_size']})", flush=True)
     for name, tree in trees.items():
         if args.only != "server":
             evals[name] = in_child(tree, "eval", args)
@@ -173,7 +184,7 @@ def report_eval(args, trees: dict, evals: dict) -> None:
     print(f"\nevaluation, base + tuned, {args.eval_rows} rows at most of {args.eval_data}")
     for name in trees:
         e = evals[name]
-        print(f"  {name}: {e['rows']} rows in {e['seconds']:.1f}s ({e['primary']} {e['base']:.1f} -> {e['tuned']:.1f})")
+        print(f"  {name}: {e['rows']} rows in {e['seconds']:.1f}s, batch {e['batch']} ({e['primary']} {e['base']:.1f} -> {e['tuned']:.1f})")
     if len(trees) == 2:
         b, a = evals["before"], evals["after"]
         same = [sum(x[k] == y[k] for x, y in zip(b["answers"], a["answers"])) for k in (0, 1)]

@@ -209,7 +209,7 @@ class TrainConfig:
 class EvalConfig:
     max_new_tokens: int | None = _help("Tokens generated per answer. Default: the longest reference plus a margin, "
                                        "at most 256.", default=None)
-    eval_batch_size: int = _help("Prompts generated together (batched greedy decoding).", default=16)
+    eval_batch_size: int = _help("Prompts generated together (batched greedy decoding).", default=64)
     samples: int = _help("Side-by-side samples printed after evaluation.", default=3)
     max_rows: int | None = _help("Evaluate at most this many held-out rows (the first N).", default=None)
     metric: str | None = _help("Primary metric for the verdict and the gate (e.g. token_f1). Default: chosen "
@@ -303,7 +303,7 @@ class ServerConfig:
                                 default=1_000_000)
     max_tokens_cap: int = _help("Most new tokens one request may ask for.", default=1024)
     batch_size: int = _help("Requests generated together: each joins the running batch at the next token and "
-                            "leaves it when done, whatever adapter of the base it asks for.", default=16)
+                            "leaves it when done, whatever adapter of the base it asks for.", default=64)
     jobs: bool = _help("Offer OpenAI's files and fine-tuning jobs API, training queued jobs in worker processes.",
                        default=True)
     concurrent_jobs: int = _help("Fine-tuning jobs trained at once; more wait in the queue. On a few CPU cores, "

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from tailored.data.encode import render_prompt, stop_token_ids
-from tailored.evaluation.generate import decode_answers, generate
+from tailored.evaluation.generate import ROWS, decode_answers, generate
 from tailored.evaluation.metrics import match_label
 from tailored.models import context_length, llama_cpp, load_causal_lm, load_tokenizer, resolve_base
 from tailored.models.gguf_file import default_gguf_path, gguf_architecture, write_gguf
@@ -111,7 +111,7 @@ class Tuned:
         with quiet_transformers():
             return PeftModel.from_pretrained(load_causal_lm(self.base), self.path / "adapter").merge_and_unload()
 
-    def answer(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+    def answer(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = ROWS) -> list[str]:
         """Greedy replies to whole conversations, from this run's engine (torch for many under `auto`), each
         grounded in the passages for its last question when the run keeps them."""
         if self.retriever:
@@ -137,7 +137,7 @@ class Tuned:
         return [{"role": "system", "content": system}, *messages] if system else messages
 
     def generate(self, prompts: str | list[dict] | list[str | list[dict]], max_new_tokens: int = 256,
-                 batch_size: int = 16) -> str | list[str]:
+                 batch_size: int = ROWS) -> str | list[str]:
         """The tuned model's greedy reply; a list in gives a list out."""
         single = isinstance(prompts, str) or (prompts and isinstance(prompts[0], dict))
         items = [prompts] if single else list(prompts)

@@ -98,14 +98,47 @@ def test_a_seed_decides_a_sampled_rows_tokens_whatever_runs_beside_it():
     assert _alone(model, prompts[0], 16, "first", sampling={"temperature": 1.5, "top_p": 1e-6, "seed": 1}) == greedy
 
 
-def test_an_idle_batch_holds_no_cache():
+def test_slots_grow_with_the_rows_and_an_idle_batch_holds_no_cache():
     model, tok = _model(2)
-    batcher = Batcher(model, 2)
-    row = Row(_prompts(tok)[0], 4, frozenset())
-    assert batcher.add(row)
-    assert batcher.cache.keys and batcher.cache.keys[0].shape[0] == 2
+    batcher = Batcher(model, 3)
+    rows = [Row(_prompts(tok)[i], 4, frozenset()) for i in range(3)]
+    slots = []
+    for row in rows:
+        assert batcher.add(row)
+        slots.append(batcher.cache.keys[0].shape[0])
+    assert slots == [1, 2, 3]  # doubling, but never past the batch's rows
     while batcher:
         batcher.step()
-    assert len(row.tokens) == 4 and not batcher.cache.keys
+    assert all(len(row.tokens) == 4 for row in rows) and not batcher.cache.keys
     with torch.no_grad():
         assert not batcher.add(Row(_prompts(tok)[0], 0, frozenset()))  # nothing asked for: never joins
+
+
+def test_prompts_that_begin_alike_share_their_first_keys_and_still_get_their_answers_alone(monkeypatch):
+    import tailored.models.batch as batching
+
+    model, tok = _model(2, adapters=2)
+    shared = tok("please help reset password billing the answer is yes no ok please help reset")["input_ids"]
+    assert len(shared) >= batching.MIN_SHARED
+    prompts = [shared + tok(p)["input_ids"] for p in PROMPTS]
+    plan = [(0, "first"), (1, "first"), (2, "other1"), (3, "first"), (2, None)]  # (prompt, adapter)
+    alone = [_alone(model, prompts[p], 10, a) for p, a in plan]
+    pasts = []
+    real = batching.prefill
+
+    def spy(w, cache, rows, groups, needs, past=None):
+        pasts.append([0 if p is None else p[0][0].shape[1] for p in past])
+        return real(w, cache, rows, groups, needs, past)
+
+    monkeypatch.setattr(batching, "prefill", spy)
+    batcher = Batcher(model, 8)
+    rows = [Row(prompts[p], 10, frozenset(), adapters=() if a is None else (a,)) for p, a in plan]
+    assert batcher.add_many(rows[:3]) == [True] * 3  # arrive together
+    batcher.step()
+    assert batcher.add_many(rows[3:]) == [True] * 2  # arrive later
+    while batcher:
+        batcher.step()
+    assert [r.tokens for r in rows] == alone
+    # together: one row per adapter went first, then the other "first" row started from its keys;
+    # later: the "first" row started from the kept keys, the base's row (nothing kept) went alone
+    assert pasts == [[0, 0], [len(shared)], [0], [len(shared)]]

@@ -7,6 +7,7 @@ import torch
 
 import tailored.evaluation.generate as generation
 from tailored.models import decode as decoding
+from tailored.models.prefill import prefill
 from tests.conftest import build_tokenizer
 
 PROMPTS = ["hello", "please help reset password billing the answer is", "yes no ok", "the answer is ok please help"]
@@ -130,7 +131,7 @@ def test_a_decode_step_gives_the_models_own_logits(kv_heads):
                 model(input_ids=ids, cache=past, use_cache=True)
             caches.append(ours)
             one = decoding.Cache(1)
-            one.add(ours, ids.shape[1] + 2)
+            one.add(*_kv(ours), ids.shape[1] + 2)
             fast = decoding.step(decoding.Weights(model), one, token[None], [(decoding.adapters_in_use(model), None)])
             reference = model(input_ids=token[None, None], cache=theirs, use_cache=True).logits[:, -1]
             assert torch.equal(fast, reference)  # a row alone: the model's own logits, bit for bit
@@ -139,8 +140,85 @@ def test_a_decode_step_gives_the_models_own_logits(kv_heads):
         # wrote into our own cache): each row's logits up to the rounding of a bigger matrix product
         batch = decoding.Cache(4)
         for past, ids in zip(caches, prompts):
-            batch.add(past, ids.shape[1] + 2)
+            batch.add(*_kv(past), ids.shape[1] + 2)
         together = decoding.step(decoding.Weights(model), batch, tokens, [(decoding.adapters_in_use(model), None)])
     assert len(set(batch.lengths)) > 1
     torch.testing.assert_close(together, torch.stack(alone), rtol=0, atol=1e-5)
     assert together.argmax(-1).tolist() == torch.stack(alone).argmax(-1).tolist()
+
+
+def _kv(past) -> tuple[list, list]:
+    """A transformers cache of one row as `Cache.add` takes it."""
+    return [layer.keys[0] for layer in past.layers], [layer.values[0] for layer in past.layers]
+
+
+@pytest.mark.parametrize("kv_heads", [2, 4])
+def test_prefill_gives_the_models_own_logits_and_cache(kv_heads):
+    # A prompt alone: the logits and keys/values transformers computes, bit for bit; prompts packed
+    # together, with different adapters per prompt: the same up to a bigger product's rounding.
+    from transformers import DynamicCache
+
+    model, tok = _model(kv_heads, adapters=2)
+    prompts = [tok(p)["input_ids"] for p in PROMPTS]
+    plan = ["first", "other1", None, "first"]  # each prompt's adapter; None: adapters off
+    alone, caches = [], []
+    with torch.no_grad():
+        for ids, adapter in zip(prompts, plan):
+            past = DynamicCache(config=model.config)
+            if adapter is None:
+                with model.disable_adapter():
+                    reference = model(input_ids=torch.tensor([ids]), cache=past, use_cache=True, logits_to_keep=1)
+            else:
+                model.set_adapter(adapter)
+                reference = model(input_ids=torch.tensor([ids]), cache=past, use_cache=True, logits_to_keep=1)
+            names = () if adapter is None else (adapter,)
+            one = decoding.Cache(1)
+            fast = prefill(decoding.Weights(model), one, [ids], [(names, None)], [len(ids) + 3])
+            assert torch.equal(fast, reference.logits[:, -1])
+            for i, layer in enumerate(past.layers):
+                assert torch.equal(one.keys[i][0, :, : len(ids)], layer.keys[0])
+                assert torch.equal(one.values[i][0, :, : len(ids)], layer.values[0])
+            assert one.lengths == [len(ids)]
+            alone.append(fast[0])
+            caches.append(one)
+        packed = decoding.Cache(4)
+        at = [i for i, ids in enumerate(prompts) for _ in ids]
+        groups = [(names, torch.tensor([t for t, r in enumerate(at) if plan[r] == adapter]))
+                  for names, adapter in ((("first",), "first"), (("other1",), "other1"))]
+        together = prefill(decoding.Weights(model), packed, prompts, groups, [len(p) + 3 for p in prompts])
+    assert packed.lengths == [len(p) for p in prompts] and len(set(packed.lengths)) > 1
+    torch.testing.assert_close(together, torch.stack(alone), rtol=0, atol=1e-5)
+    assert together.argmax(-1).tolist() == torch.stack(alone).argmax(-1).tolist()
+    for i in range(len(packed.keys)):
+        for r, one in enumerate(caches):
+            torch.testing.assert_close(packed.keys[i][r, :, : len(prompts[r])], one.keys[i][0, :, : len(prompts[r])],
+                                       rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kv_heads", [2, 4])
+def test_a_prompt_that_starts_from_kept_keys_gets_its_own_logits(kv_heads):
+    # Keys and values of a prompt's first tokens, taken from another prompt that begins the same way:
+    # only the rest runs, and the logits and cache are those of the whole prompt, up to rounding.
+    model, tok = _model(kv_heads)
+    model.set_adapter("other1")
+    names = ("other1",)
+    shared = tok("please help reset password billing the answer is yes no ok")["input_ids"]
+    one, two = shared + tok("hello")["input_ids"], shared + tok("the answer is ok")["input_ids"]
+    assert len(shared) >= 8 and one[len(shared)] != two[len(shared)]
+    w = decoding.Weights(model)
+    with torch.no_grad():
+        first = decoding.Cache(1)
+        prefill(w, first, [one], [(names, None)], [len(one)])
+        past = ([k[0, :, : len(shared)] for k in first.keys], [v[0, :, : len(shared)] for v in first.values])
+        alone, reused = decoding.Cache(1), decoding.Cache(1)
+        expected = prefill(w, alone, [two], [(names, None)], [len(two)])
+        got = prefill(w, reused, [two], [(names, None)], [len(two)], past=[past])
+        with pytest.raises(ValueError):  # the last token must run, or there are no logits to give
+            prefill(w, decoding.Cache(1), [shared], [(names, None)], [len(shared)], past=[past])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert got.argmax(-1).tolist() == expected.argmax(-1).tolist()
+    assert reused.lengths == alone.lengths == [len(two)]
+    for k_got, k_alone in zip(reused.keys, alone.keys):
+        torch.testing.assert_close(k_got[0, :, : len(two)], k_alone[0, :, : len(two)], rtol=0, atol=1e-5)
+    # the kept keys themselves are copied in unchanged
+    assert torch.equal(reused.keys[0][0, :, : len(shared)], first.keys[0][0, :, : len(shared)])

@@ -19,7 +19,7 @@ from contextlib import closing
 from pathlib import Path
 
 from tailored.data.encode import stop_token_ids
-from tailored.evaluation.generate import generate_ids
+from tailored.evaluation.generate import ROWS, generate_ids
 from tailored.models.bases import cache_dir
 
 DECODE_VERSION = 1  # raise when a change to the decode path may change greedy tokens, so old answers are not reused
@@ -52,7 +52,7 @@ class BaseAnswers:
         db.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, ids TEXT NOT NULL)")
         return db
 
-    def generate_ids(self, model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = 16,
+    def generate_ids(self, model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = ROWS,
                      bf16: bool = False) -> list[list[int]]:
         """As `generate.generate_ids` for `model`, which must be the base these answers belong to."""
         budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(texts)

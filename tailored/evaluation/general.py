@@ -26,7 +26,7 @@ import numpy as np
 from tailored import atomic
 from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.data.formats import Example
-from tailored.evaluation.generate import decode_answers, generate, generate_ids
+from tailored.evaluation.generate import ROWS, decode_answers, generate, generate_ids
 from tailored.evaluation.metrics import bootstrap
 from tailored.models.bases import cache_dir
 
@@ -80,7 +80,7 @@ def retention(base_answers: list[str], tuned_answers: list[str], items: list[Que
                           "base": base_answers[i], "tuned": tuned_answers[i]} for i in lost[:5]]}
 
 
-def answer_questions(model, tokenizer, bf16: bool, batch_size: int = 16, cache=None,
+def answer_questions(model, tokenizer, bf16: bool, batch_size: int = ROWS, cache=None,
                      system: str | None = None) -> list[str]:
     prompts = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": q.prompt}]
                for q in questions()]

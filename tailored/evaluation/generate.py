@@ -15,9 +15,13 @@ from tailored.device import autocast, device_of
 from tailored.models.batch import Batcher, Row
 from tailored.models.decode import supported
 
+# prompts generated together by default: on 2 cores a decode step of 64 rows took 4 ms a row, one of 16
+# rows 6 ms, and more rows joining together share one prefill pass
+ROWS = 64
+
 
 @torch.no_grad()
-def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = 16,
+def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = ROWS,
                  bf16: bool = False, on_token=None, cancelled=None,
                  sampling: dict | None = None) -> list[list[int]]:
     """New token ids for each rendered prompt in `texts`, in order (stop tokens kept); greedy by default.
@@ -60,11 +64,13 @@ def _continuous(model, prompts, budgets, stop, batch_size, bf16, on_token, cance
     stops = frozenset(stop)
     with autocast(device_of(model), bf16):
         while waiting or batcher:
-            while waiting and not batcher.full():
-                i = waiting.pop()
-                row = Row(prompts[i], budgets[i], stops, on_token, cancelled, sampling, tag=i)
-                if not batcher.add(row):
-                    out[i] = row.tokens
+            free = batch_size - len(batcher)
+            rows = [Row(prompts[i], budgets[i], stops, on_token, cancelled, sampling, tag=i)
+                    for i in reversed(waiting[-free:])] if free and waiting else []
+            del waiting[len(waiting) - len(rows):]
+            for row, joined in zip(rows, batcher.add_many(rows)):  # prefilled together, one pass
+                if not joined:
+                    out[row.tag] = row.tokens
             for row in batcher.step():
                 out[row.tag] = row.tokens
     return out
@@ -140,7 +146,7 @@ def _seeded(seed: int | None, device):
         yield
 
 
-def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = 16,
+def generate(model, tokenizer, prompts: list[list[dict]], max_new_tokens: int, batch_size: int = ROWS,
              bf16: bool = False, cache=None) -> list[str]:
     """Greedy replies to each conversation in `prompts`, in order; `cache` (answer_cache.BaseAnswers, for the
     untuned base only) gives those it already holds and keeps the rest."""

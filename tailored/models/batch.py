@@ -1,9 +1,9 @@
 """Continuous batching: requests join and leave a running batch at every decode step.
 
 A padded batch runs until its longest answer ends, with finished rows still computing and new requests
-waiting for the whole batch. Here each request is prefilled alone when it arrives (its prompt through
-the model's own forward, so its first token is the one it would get alone), then joins the running
-batch; every `step` gives each row its next token, and a row leaves as soon as it stops, runs out of
+waiting for the whole batch. Here requests are prefilled when they arrive (the prompts that arrive
+together packed into one pass, decode.prefill), then join the running batch; every `step` gives each
+row its next token, and a row leaves as soon as it stops, runs out of
 tokens or is cancelled, freeing its slot for the next request. Rows may use different LoRA adapters of
 the same base: each row keeps the adapters the model applied when it joined.
 
@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tailored.models.decode import Cache, Weights, adapters_in_use, inner_model, step
+from tailored.models.decode import Cache, Weights, _Projection, adapters_in_use, step
+from tailored.models.prefill import common_length, prefill
+
+# a shared prefix shorter than this is run again: the second pass would cost more than it saves
+MIN_SHARED = 16
 
 
 @dataclass
@@ -33,7 +37,7 @@ class Row:
     sampling: dict | None = None  # {"temperature", "top_p", "seed"}; None is greedy
     tag: object = None  # the caller's own handle (its request, its index)
     tokens: list[int] = field(default_factory=list)
-    adapters: tuple[str, ...] = ()
+    adapters: tuple[str, ...] | None = None  # None: those the model applies when the row joins
     generator: torch.Generator | None = None
 
     def _take(self, token: int) -> bool:
@@ -43,6 +47,10 @@ class Row:
             self.on_token(token)
         return (token in self.stop or len(self.tokens) >= self.max_new_tokens
                 or (self.cancelled is not None and self.cancelled()))
+
+
+def _length(past) -> int:
+    return 0 if past is None else past[0][0].shape[1]
 
 
 def _choose(logits: torch.Tensor, row: Row) -> int:
@@ -71,6 +79,9 @@ class Batcher:
         self.rows: list[Row] = []
         self.cache = Cache(max_rows)
         self.weights: Weights | None = None
+        # by adapters: the tokens, keys and values of the last prompt unlike the one before, and the weights
+        # they came from; a prompt that begins the same way starts from them
+        self.prefixes: dict[tuple[str, ...], tuple] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -82,32 +93,82 @@ class Batcher:
         """Adapters some running row uses: they must stay loaded until those rows finish."""
         return {name for row in self.rows for name in row.adapters}
 
-    @torch.no_grad()
     def add(self, row: Row) -> bool:
-        """Prefill `row` alone and take its first token; True if it joined the batch, False if it already finished."""
-        from transformers import DynamicCache
+        """Prefill `row` and take its first token; True if it joined the batch, False if it already finished."""
+        return self.add_many([row])[0]
 
-        if self.full():
+    @torch.no_grad()
+    def add_many(self, rows: list[Row]) -> list[bool]:
+        """Prefill `rows` together (as many as there are free slots) and take each one's first token.
+
+        For each row, True if it joined the batch, False if it already finished. A row whose `adapters`
+        is None gets the adapters the model applies now.
+        """
+        if len(self.rows) + len(rows) > self.max_rows:
             raise RuntimeError("the batch is full")
-        if row.max_new_tokens <= 0:
-            return False
         device = self.model.get_input_embeddings().weight.device
-        if row.sampling:  # a row's own generator: its seed decides its tokens, whatever else runs beside it
-            row.generator = torch.Generator(device=device)
-            if row.sampling.get("seed") is not None:
-                row.generator.manual_seed(int(row.sampling["seed"]))
-            else:
-                row.generator.seed()
-        row.adapters = adapters_in_use(self.model)
-        ids = torch.tensor([row.prompt], device=device)
-        past = DynamicCache(config=inner_model(self.model).config)
-        logits = self.model(input_ids=ids, cache=past, use_cache=True, logits_to_keep=1).logits[0, -1].float()
-        if row._take(_choose(logits, row)):
-            return False
-        self.weights = Weights(self.model)  # after any adapter load, so every row's adapters are in it
-        self.cache.add(past, len(row.prompt) + row.max_new_tokens)
-        self.rows.append(row)
-        return True
+        for row in rows:
+            if row.adapters is None:
+                row.adapters = adapters_in_use(self.model)
+            if row.sampling:  # a row's own generator: its seed decides its tokens, whatever else runs beside it
+                row.generator = torch.Generator(device=device)
+                if row.sampling.get("seed") is not None:
+                    row.generator.manual_seed(int(row.sampling["seed"]))
+                else:
+                    row.generator.seed()
+        todo = [row for row in rows if row.max_new_tokens > 0]
+        if todo:
+            self.weights = Weights(self.model)  # after any adapter load, so every row's adapters are in it
+            kept = {names for names in self.prefixes if self._shares(names)}
+            self.prefixes = {names: self.prefixes[names] for names in kept}
+            # with nothing kept for its adapters, one row goes first and the others start from its keys
+            firsts = {}
+            for row in todo:
+                if row.adapters not in self.prefixes:
+                    firsts.setdefault(row.adapters, row)
+            rest = [row for row in todo if all(row is not first for first in firsts.values())]
+            for part in (list(firsts.values()), rest):
+                if part:
+                    self._join(part)
+        return [any(row is r for r in self.rows) for row in rows]
+
+    def _join(self, rows: list[Row]) -> None:
+        past = [self._shared(row) for row in rows]
+        first = len(self.rows)
+        tokens = [i for i, (row, p) in enumerate(zip(rows, past)) for _ in row.prompt[_length(p):]]
+        logits = prefill(self.weights, self.cache, [row.prompt for row in rows], self._groups(rows, tokens),
+                         [len(row.prompt) + row.max_new_tokens for row in rows], past)
+        self.rows += rows  # in the order prefill gave them the next slots
+        for i, (row, p) in enumerate(zip(rows, past)):
+            if p is None:  # a prompt unlike the one kept: its keys are kept instead
+                n = len(row.prompt)
+                self.prefixes[row.adapters] = (row.prompt, [k[first + i, :, :n].clone() for k in self.cache.keys],
+                                               [v[first + i, :, :n].clone() for v in self.cache.values],
+                                               self._identity(row.adapters))
+        for i, row in reversed(list(enumerate(rows))):  # from the back, so each removal keeps slots valid
+            if row._take(_choose(logits[i].float(), row)):
+                self._leave(first + i)
+
+    def _shared(self, row: Row):
+        """Keys and values of the kept prompt's first tokens, when `row` starts with at least MIN_SHARED of them."""
+        kept = self.prefixes.get(row.adapters)
+        if kept is None:
+            return None
+        n = min(common_length(kept[0], row.prompt), len(row.prompt) - 1)  # the last token runs: its logits are needed
+        if n < MIN_SHARED:
+            return None
+        return [k[:, :n] for k in kept[1]], [v[:, :n] for v in kept[2]]
+
+    def _identity(self, names: tuple[str, ...]) -> tuple:
+        """The tensors a prefix's keys came from: the base's and the adapters' (a reloaded adapter has new ones)."""
+        loras = [p.loras[name][0] for layer in self.weights.layers for p in layer if isinstance(p, _Projection)
+                 for name in names if name in p.loras]
+        return (self.weights.embed, *loras)
+
+    def _shares(self, names: tuple[str, ...]) -> bool:
+        """Whether the prefix kept for `names` was computed with the weights the model has now."""
+        old, new = self.prefixes[names][3], self._identity(names)
+        return len(old) == len(new) and all(a is b for a, b in zip(old, new))
 
     @torch.no_grad()
     def step(self) -> list[Row]:
@@ -115,27 +176,31 @@ class Batcher:
         if not self.rows:
             return []
         tokens = torch.tensor([row.tokens[-1] for row in self.rows], device=self.weights.embed.device)
-        logits = step(self.weights, self.cache, tokens, self._groups()).float()
+        logits = step(self.weights, self.cache, tokens, self._groups(self.rows)).float()
         finished = []
         for i, row in enumerate(self.rows):
             if row._take(_choose(logits[i], row)):
                 finished.append(i)
         done = [self.rows[i] for i in finished]
         for i in reversed(finished):  # from the back, so each move keeps the earlier indices valid
-            self.cache.remove(i)
-            self.rows[i] = self.rows[-1]
-            self.rows.pop()
-        if not self.rows:
-            self.cache = Cache(self.max_rows)  # an idle batch holds no memory
+            self._leave(i)
         return done
 
-    def _groups(self) -> list:
-        """Rows by the adapters they use, as `decode.step` takes them (one group: no indexing)."""
+    def _leave(self, i: int) -> None:
+        """Row i leaves: the last row takes its slot."""
+        self.cache.remove(i)
+        self.rows[i] = self.rows[-1]
+        self.rows.pop()
+        if not self.rows:
+            self.cache = Cache(self.max_rows)  # an idle batch holds no memory
+
+    def _groups(self, rows: list[Row], index: list[int] | None = None) -> list:
+        """`rows` by the adapters they use, as `decode` takes them; with `index` (the row of each position),
+        positions rather than rows. One group needs no indexing."""
         by: dict[tuple[str, ...], list[int]] = {}
-        for i, row in enumerate(self.rows):
-            by.setdefault(row.adapters, []).append(i)
+        for i, r in enumerate(index if index is not None else range(len(rows))):
+            by.setdefault(rows[r].adapters, []).append(i)
         if len(by) == 1:
             return [(next(iter(by)), None)]
         device = self.weights.embed.device
-        return [(names, torch.tensor(rows, device=device)) for names, rows in by.items() if names]
-
+        return [(names, torch.tensor(at, device=device)) for names, at in by.items() if names]

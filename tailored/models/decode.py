@@ -4,9 +4,9 @@ On a 2-core CPU, SmolLM2-135M with a LoRA adapter spent 146 ms per new token in 
 while the same weights' matrix-vector products take about 50 ms: the rest is Python, module calls,
 PEFT's bookkeeping, mask building and cache objects, paid 30 layers x 7 projections times per token.
 
-The prompt runs through the model's own forward (the prefill, where that overhead is spread over many
-tokens); `step` then produces one new token for every row of a running batch in a short loop over the
-model's own weights, with keys and values in preallocated slots. Rows may sit at different lengths and
+Prompts go in through models/prefill.py, the same arithmetic over many tokens at once; `step` then
+produces one new token for every row of a running batch in a short loop over the model's own weights,
+with keys and values in preallocated slots. Rows may sit at different lengths and
 use different LoRA adapters of the same base (each row's adapters are added to its own rows only), so
 requests can join and leave the batch at any step (models/batch.py). Each step repeats transformers'
 and PEFT's arithmetic op for op: unfused projections, LoRA added as B(A x)·s after the base product,
@@ -143,12 +143,13 @@ class Weights:
 class Cache:
     """Keys and values of every layer in row slots: the rows in use are slots 0..rows-1, each from position 0.
 
-    Slots are allocated for `max_rows` rows at once and grow in length as longer rows join, so a step
-    reads views, never copies; a row that leaves is replaced by the last one (one row copied).
+    Slots grow in number (doubling, up to `max_rows`) as rows join and in length as longer rows join,
+    so a step reads views, never copies; a row that leaves is replaced by the last one (one row copied).
+    Memory is slots x the longest row's room: a batch of a few short rows does not hold `max_rows` slots.
     """
 
     def __init__(self, max_rows: int):
-        self.max_rows, self.capacity = max_rows, 0
+        self.max_rows, self.capacity, self.slots = max_rows, 0, 0
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.lengths: list[int] = []  # tokens held per row in use
@@ -157,30 +158,33 @@ class Cache:
     def rows(self) -> int:
         return len(self.lengths)
 
-    def add(self, past, need: int) -> None:
-        """Put one prefilled row (a transformers cache of batch 1) in the next slot, with room for `need` tokens."""
-        length = past.layers[0].keys.shape[2]
-        if not self.keys or need > self.capacity:
-            self._grow(past, max(need, 2 * self.capacity))
-        for keys, values, layer in zip(self.keys, self.values, past.layers):
-            keys[self.rows, :, :length] = layer.keys[0]
-            values[self.rows, :, :length] = layer.values[0]
+    def add(self, keys: list[torch.Tensor], values: list[torch.Tensor], need: int) -> None:
+        """Put one prefilled row (per layer, keys and values [kv_heads, length, head_dim]) in the next slot,
+        with room for `need` tokens."""
+        length = keys[0].shape[1]
+        if not self.keys or need > self.capacity or self.rows == self.slots:
+            longer = max(need, 2 * self.capacity) if need > self.capacity else self.capacity
+            more = min(self.max_rows, max(self.rows + 1, 2 * self.slots)) if self.rows == self.slots else self.slots
+            self._grow(keys, values, longer, more)
+        for slots_k, slots_v, k, v in zip(self.keys, self.values, keys, values):
+            slots_k[self.rows, :, :length] = k
+            slots_v[self.rows, :, :length] = v
         self.lengths.append(length)
 
-    def _grow(self, past, capacity: int) -> None:
+    def _grow(self, new_keys: list[torch.Tensor], new_values: list[torch.Tensor], capacity: int, slots: int) -> None:
         keys, values = [], []
-        for i, layer in enumerate(past.layers):
-            _, h, _, d = layer.keys.shape
+        for i, (nk, nv) in enumerate(zip(new_keys, new_values)):
+            h, _, d = nk.shape
             # zeros, not empty: a masked slot still enters the attention product as 0 x value, and
             # uninitialized memory can hold NaN, which 0 x NaN spreads into the row
-            k = layer.keys.new_zeros(self.max_rows, h, capacity, d)
-            v = layer.values.new_zeros(self.max_rows, h, capacity, d)
+            k = nk.new_zeros(slots, h, capacity, d)
+            v = nv.new_zeros(slots, h, capacity, d)
             if self.keys:
                 k[: self.rows, :, : self.capacity] = self.keys[i][: self.rows]
                 v[: self.rows, :, : self.capacity] = self.values[i][: self.rows]
             keys.append(k)
             values.append(v)
-        self.keys, self.values, self.capacity = keys, values, capacity
+        self.keys, self.values, self.capacity, self.slots = keys, values, capacity, slots
 
     def remove(self, row: int) -> None:
         """Free a row's slot: the last row moves into it, so the rows in use stay contiguous."""

@@ -21,7 +21,7 @@ from tailored.fine_tuning import store
 from tailored.evaluation.generate import generate_ids
 from tailored.models import context_length, load_causal_lm, load_tokenizer, resolve_base
 from tailored.models.batch import Batcher, Row
-from tailored.models.decode import supported
+from tailored.models.decode import adapters_in_use, supported
 from tailored.models.load import quiet_transformers
 from tailored.runs import COMPLETE, read_json, resolve_run
 from tailored.models.retrieval import Retriever
@@ -161,7 +161,7 @@ class Pool:
     def submit_wait(self, served: Served) -> None:
         self.submit(Job(served, "", 0)).result()  # a no-op job: loads the adapter
 
-    def _activate(self, served: Served) -> None:
+    def _activate(self, served: Served, joining: list[Row]) -> None:
         from peft import PeftModel
 
         if not served.key:
@@ -182,7 +182,8 @@ class Pool:
                 else:
                     self.model.load_adapter(path, adapter_name=served.key)
             self.adapters[served.key] = served
-            busy = self.batcher.adapters() | {served.key}  # rows still generating keep their adapter loaded
+            # rows still generating, or about to join, keep their adapter loaded
+            busy = self.batcher.adapters() | {a for row in joining for a in row.adapters} | {served.key}
             idle = [k for k in self.adapters if k not in busy]  # least recently used first
             for old in idle[: max(0, len(self.adapters) - self.cfg.max_adapters)]:
                 del self.adapters[old]
@@ -198,10 +199,11 @@ class Pool:
             return self.model.disable_adapter()
         return contextlib.nullcontext()
 
-    def _start(self, job: Job, waiting: list[Job]) -> None:
-        """Begin `job`: join the running batch, or finish it here (classifiers, whole models, other architectures)."""
+    def _start(self, job: Job, waiting: list[Job], joining: list[Row]) -> None:
+        """Begin `job`: add it to the rows about to join the running batch, or finish it here (classifiers,
+        whole models, other architectures)."""
         served = job.served
-        self._activate(served)
+        self._activate(served, joining)
         if job.max_tokens <= 0:  # a zero-token job only loads its adapter
             job.future.set_result([])
             return
@@ -209,9 +211,9 @@ class Pool:
             prompt = served.tokenizer(job.text, add_special_tokens=False)["input_ids"]
             stop = frozenset(stop_token_ids(served.tokenizer, self.model))
             row = Row(prompt, job.max_tokens, stop, job.on_token, job.cancelled.is_set, job.sampling, tag=job)
-            with self._adapter_off(served), autocast(device_of(self.model), self.bf16):
-                if not self.batcher.add(row):
-                    job.future.set_result(row.tokens)
+            with self._adapter_off(served):
+                row.adapters = adapters_in_use(self.model)
+            joining.append(row)
             return
         # outside the loop: queued greedy requests for the same model go with it as one batch
         jobs = [job]
@@ -244,15 +246,27 @@ class Pool:
                     waiting.append(self.jobs.get_nowait())
                 except queue.Empty:
                     break
-            while waiting and not self.batcher.full():
+            joining: list[Row] = []  # prefilled together, in one pass
+            while waiting and len(self.batcher) + len(joining) < self.cfg.batch_size:
                 job = waiting.pop(0)
                 if job.cancelled.is_set():  # the client went away before its turn
                     job.future.set_result([])
                     continue
                 try:
-                    self._start(job, waiting)
+                    self._start(job, waiting, joining)
                 except Exception as e:  # noqa: BLE001 - reported to its request, the worker lives on
                     job.future.set_exception(e)
+            if joining:
+                try:
+                    with autocast(device_of(self.model), self.bf16):
+                        joined = self.batcher.add_many(joining)
+                except Exception as e:  # noqa: BLE001 - reported to those requests, the worker lives on
+                    joined = [False] * len(joining)
+                    for row in joining:
+                        row.tag.future.set_exception(e)
+                for row, ok in zip(joining, joined):
+                    if not ok and not row.tag.future.done():
+                        row.tag.future.set_result(row.tokens)
             if self.batcher:
                 try:
                     with autocast(device_of(self.model), self.bf16):
