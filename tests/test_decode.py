@@ -182,8 +182,7 @@ def test_prefill_gives_the_models_own_logits_and_cache(kv_heads):
             alone.append(fast[0])
             caches.append(one)
         packed = decoding.Cache(4)
-        at = [i for i, ids in enumerate(prompts) for _ in ids]
-        groups = [(names, torch.tensor([t for t, r in enumerate(at) if plan[r] == adapter]))
+        groups = [(names, torch.tensor([r for r, a in enumerate(plan) if a == adapter]))
                   for names, adapter in ((("first",), "first"), (("other1",), "other1"))]
         together = prefill(decoding.Weights(model), packed, prompts, groups, [len(p) + 3 for p in prompts])
     assert packed.lengths == [len(p) for p in prompts] and len(set(packed.lengths)) > 1

@@ -64,10 +64,9 @@ def _continuous(model, prompts, budgets, stop, batch_size, bf16, on_token, cance
     stops = frozenset(stop)
     with autocast(device_of(model), bf16):
         while waiting or batcher:
-            free = batch_size - len(batcher)
-            rows = [Row(prompts[i], budgets[i], stops, on_token, cancelled, sampling, tag=i)
-                    for i in reversed(waiting[-free:])] if free and waiting else []
-            del waiting[len(waiting) - len(rows):]
+            joining = waiting[max(0, len(waiting) - (batch_size - len(batcher))):]  # the longest that fit
+            del waiting[len(waiting) - len(joining):]
+            rows = [Row(prompts[i], budgets[i], stops, on_token, cancelled, sampling, tag=i) for i in reversed(joining)]
             for row, joined in zip(rows, batcher.add_many(rows)):  # prefilled together, one pass
                 if not joined:
                     out[row.tag] = row.tokens

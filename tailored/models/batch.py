@@ -2,7 +2,7 @@
 
 A padded batch runs until its longest answer ends, with finished rows still computing and new requests
 waiting for the whole batch. Here requests are prefilled when they arrive (the prompts that arrive
-together packed into one pass, decode.prefill), then join the running batch; every `step` gives each
+together packed into one pass, models/prefill.py), then join the running batch; every `step` gives each
 row its next token, and a row leaves as soon as it stops, runs out of
 tokens or is cancelled, freeing its slot for the next request. Rows may use different LoRA adapters of
 the same base: each row keeps the adapters the model applied when it joined.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tailored.models.decode import Cache, Weights, _Projection, adapters_in_use, step
+from tailored.models.decode import Cache, Weights, adapters_in_use, step
 from tailored.models.prefill import common_length, prefill
 
 # a shared prefix shorter than this is run again: the second pass would cost more than it saves
@@ -49,8 +49,8 @@ class Row:
                 or (self.cancelled is not None and self.cancelled()))
 
 
-def _length(past) -> int:
-    return 0 if past is None else past[0][0].shape[1]
+def _same(old: tuple, new: tuple) -> bool:
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new))
 
 
 def _choose(logits: torch.Tensor, row: Row) -> int:
@@ -119,8 +119,8 @@ class Batcher:
         todo = [row for row in rows if row.max_new_tokens > 0]
         if todo:
             self.weights = Weights(self.model)  # after any adapter load, so every row's adapters are in it
-            kept = {names for names in self.prefixes if self._shares(names)}
-            self.prefixes = {names: self.prefixes[names] for names in kept}
+            self.prefixes = {names: kept for names, kept in self.prefixes.items()  # only those of today's weights
+                             if _same(kept[3], self.weights.tensors_of(names))}
             # with nothing kept for its adapters, one row goes first and the others start from its keys
             firsts = {}
             for row in todo:
@@ -135,8 +135,7 @@ class Batcher:
     def _join(self, rows: list[Row]) -> None:
         past = [self._shared(row) for row in rows]
         first = len(self.rows)
-        tokens = [i for i, (row, p) in enumerate(zip(rows, past)) for _ in row.prompt[_length(p):]]
-        logits = prefill(self.weights, self.cache, [row.prompt for row in rows], self._groups(rows, tokens),
+        logits = prefill(self.weights, self.cache, [row.prompt for row in rows], self._groups(rows),
                          [len(row.prompt) + row.max_new_tokens for row in rows], past)
         self.rows += rows  # in the order prefill gave them the next slots
         for i, (row, p) in enumerate(zip(rows, past)):
@@ -144,7 +143,7 @@ class Batcher:
                 n = len(row.prompt)
                 self.prefixes[row.adapters] = (row.prompt, [k[first + i, :, :n].clone() for k in self.cache.keys],
                                                [v[first + i, :, :n].clone() for v in self.cache.values],
-                                               self._identity(row.adapters))
+                                               self.weights.tensors_of(row.adapters))
         for i, row in reversed(list(enumerate(rows))):  # from the back, so each removal keeps slots valid
             if row._take(_choose(logits[i].float(), row)):
                 self._leave(first + i)
@@ -158,17 +157,6 @@ class Batcher:
         if n < MIN_SHARED:
             return None
         return [k[:, :n] for k in kept[1]], [v[:, :n] for v in kept[2]]
-
-    def _identity(self, names: tuple[str, ...]) -> tuple:
-        """The tensors a prefix's keys came from: the base's and the adapters' (a reloaded adapter has new ones)."""
-        loras = [p.loras[name][0] for layer in self.weights.layers for p in layer if isinstance(p, _Projection)
-                 for name in names if name in p.loras]
-        return (self.weights.embed, *loras)
-
-    def _shares(self, names: tuple[str, ...]) -> bool:
-        """Whether the prefix kept for `names` was computed with the weights the model has now."""
-        old, new = self.prefixes[names][3], self._identity(names)
-        return len(old) == len(new) and all(a is b for a, b in zip(old, new))
 
     @torch.no_grad()
     def step(self) -> list[Row]:
@@ -194,12 +182,11 @@ class Batcher:
         if not self.rows:
             self.cache = Cache(self.max_rows)  # an idle batch holds no memory
 
-    def _groups(self, rows: list[Row], index: list[int] | None = None) -> list:
-        """`rows` by the adapters they use, as `decode` takes them; with `index` (the row of each position),
-        positions rather than rows. One group needs no indexing."""
+    def _groups(self, rows: list[Row]) -> list:
+        """`rows` by the adapters they use, as `decode.step` and `prefill` take them (one group: no indexing)."""
         by: dict[tuple[str, ...], list[int]] = {}
-        for i, r in enumerate(index if index is not None else range(len(rows))):
-            by.setdefault(rows[r].adapters, []).append(i)
+        for i, row in enumerate(rows):
+            by.setdefault(row.adapters, []).append(i)
         if len(by) == 1:
             return [(next(iter(by)), None)]
         device = self.weights.embed.device

@@ -139,6 +139,13 @@ class Weights:
         self.inv_freq = inner.model.rotary_emb.inv_freq
         self.rope_scale = inner.model.rotary_emb.attention_scaling
 
+    def tensors_of(self, adapters: tuple[str, ...]) -> tuple:
+        """The base's embedding and the adapters' A matrices: what keys computed with `adapters` came from
+        (a reloaded adapter has new tensors)."""
+        loras = [p.loras[name][0] for layer in self.layers for p in layer if isinstance(p, _Projection)
+                 for name in adapters if name in p.loras]
+        return (self.embed, *loras)
+
 
 class Cache:
     """Keys and values of every layer in row slots: the rows in use are slots 0..rows-1, each from position 0.

@@ -22,7 +22,7 @@ def prefill(w: Weights, cache: Cache, prompts: list[list[int]], groups: Groups, 
     """Logits [rows, vocab] at the last token of each prompt; each prompt becomes a new row of `cache`.
 
     The prompts run packed as one sequence, so every projection is one matrix product over all their
-    tokens; attention stays within each prompt. `groups` index those tokens, not rows. `past[r]`, when
+    tokens; attention stays within each prompt. `groups` index rows, as in `decode.step`. `past[r]`, when
     given, holds the keys and values of the first tokens of prompt r, computed before with the same
     adapters: only the rest of the prompt runs, attending to them. A prompt alone and without `past`
     gets the model's own logits bit for bit, as `model(input_ids, logits_to_keep=1)` computes them;
@@ -43,13 +43,14 @@ def prefill(w: Weights, cache: Cache, prompts: list[list[int]], groups: Groups, 
     cos = (emb.cos() * w.rope_scale).to(x.dtype)[None]  # [1, tokens, head_dim]
     sin = (emb.sin() * w.rope_scale).to(x.dtype)[None]
     n = ids.shape[0]
+    by_token = _tokens_of(groups, starts, lengths)  # the layers run on every token; the head on each row's last
     keys: list[list[torch.Tensor]] = [[] for _ in prompts]  # per row, per layer: [kv_heads, length, head_dim]
     values: list[list[torch.Tensor]] = [[] for _ in prompts]
     for i, (ln1, q_proj, k_proj, v_proj, o_proj, ln2, gate, up, down) in enumerate(w.layers):
         h = _rms_norm(x, ln1, w.eps)
-        q = q_proj(h, groups).view(n, -1, w.head_dim).transpose(0, 1)  # [heads, tokens, head_dim]
-        k = k_proj(h, groups).view(n, -1, w.head_dim).transpose(0, 1)
-        v = v_proj(h, groups).view(n, -1, w.head_dim).transpose(0, 1)
+        q = q_proj(h, by_token).view(n, -1, w.head_dim).transpose(0, 1)  # [heads, tokens, head_dim]
+        k = k_proj(h, by_token).view(n, -1, w.head_dim).transpose(0, 1)
+        v = v_proj(h, by_token).view(n, -1, w.head_dim).transpose(0, 1)
         q = (q * cos) + (_rotate_half(q) * sin)
         k = (k * cos) + (_rotate_half(k) * sin)
         outs = []
@@ -61,13 +62,13 @@ def prefill(w: Weights, cache: Cache, prompts: list[list[int]], groups: Groups, 
             keys[r].append(kr)
             values[r].append(vr)
         out = torch.cat(outs, dim=1).transpose(0, 1).contiguous().reshape(n, -1)
-        x = x + o_proj(out, groups)
+        x = x + o_proj(out, by_token)
         h = _rms_norm(x, ln2, w.eps)
-        x = x + down(F.silu(gate(h, groups)) * up(h, groups), groups)
+        x = x + down(F.silu(gate(h, by_token)) * up(h, by_token), by_token)
     for row_keys, row_values, need in zip(keys, values, needs):
         cache.add(row_keys, row_values, need)
     last = torch.tensor([s + m - 1 for s, m in zip(starts, lengths)], device=device)
-    return w.head(_rms_norm(x[last], w.norm, w.eps), _rows_of(groups, last))
+    return w.head(_rms_norm(x[last], w.norm, w.eps), groups)
 
 
 def _attend(w: Weights, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, done: int) -> torch.Tensor:
@@ -83,13 +84,12 @@ def _attend(w: Weights, q: torch.Tensor, keys: torch.Tensor, values: torch.Tenso
     return F.scaled_dot_product_attention(q, keys[None], values[None], attn_mask=mask, scale=w.scaling)[0]
 
 
-def _rows_of(groups: Groups, last: torch.Tensor) -> Groups:
-    """Token groups as groups of the rows whose last tokens `last` lists."""
+def _tokens_of(groups: Groups, starts: list[int], lengths: list[int]) -> Groups:
+    """Row groups as groups of those rows' tokens in the packed sequence."""
     if len(groups) == 1 and groups[0][1] is None:
         return groups
-    where = {int(t): r for r, t in enumerate(last.tolist())}
-    return [(names, torch.tensor([where[t] for t in tokens.tolist() if t in where], device=last.device))
-            for names, tokens in groups]
+    return [(names, torch.cat([torch.arange(starts[r], starts[r] + lengths[r], device=rows.device)
+                               for r in rows.tolist()])) for names, rows in groups]
 
 
 def common_length(a: list[int], b: list[int]) -> int:
