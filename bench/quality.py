@@ -10,7 +10,8 @@ with a 95% bootstrap interval, and every task records its wall time.
 - Classifiers (clinc150 at 8 and 64 rows per intent, tweeteval_emotion): `tailor train --task
   classify` with defaults against both simple baselines it measures itself (TF-IDF + logistic
   regression, and logistic regression on the untuned encoder's embeddings).
-- Generation (usaddress_fields, nlupp_slots, sgd_responses, dialogsum): the untuned base, a
+- Generation (usaddress_fields, nlupp_slots, sgd_responses, dialogsum, and the bundled support example
+  with its own held-out file): the untuned base, a
   nearest-neighbour baseline (the training answer of the most similar training input, by TF-IDF),
   and tailored with defaults (the guard on); plus the guard's general-ability check.
 - `--guard-off`: the same tasks trained again with `--guard 0`, for the guard's cost.
@@ -42,11 +43,15 @@ TASKS = {
     "nlupp_slots": ("nlupp_slots.jsonl", "generate", "folds:15", 400, 100),
     "sgd_responses": ("sgd_responses.jsonl", "generate", "random", 400, 100),
     "dialogsum": ("dialogsum.jsonl", "generate", "splits:validation,test", 200, 60),
+    "support": ("support.jsonl", "generate", "bundled", None, None),  # examples/, with its own held-out file
 }
 
 
 def split_rows(name: str, seed: int = 0) -> tuple[list[dict], list[dict]]:
     file, _, how, n_train, n_test = TASKS[name]
+    if how == "bundled":  # as the user has them: every training row, the held-out file as written
+        read = lambda path: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        return read(ROOT / "examples" / file), read(ROOT / "examples" / file.replace(".jsonl", ".heldout.jsonl"))
     rows = [json.loads(line) for line in (REAL / file).read_text(encoding="utf-8").splitlines()]
     rng = random.Random(seed)
     if how.startswith("per_label:"):
@@ -80,13 +85,16 @@ def write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def nearest_neighbour(train: list[dict], test: list[dict]) -> list[str]:
+def nearest_neighbour(train: list, test: list) -> list[str]:
+    """The training answer whose question (the last user turn) is most like each held-out question."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.metrics.pairwise import linear_kernel
 
-    vectoriser = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit([r["input"] for r in train])
-    similar = linear_kernel(vectoriser.transform([r["input"] for r in test]), vectoriser.transform([r["input"] for r in train]))
-    return [train[int(i)]["output"] for i in similar.argmax(1)]
+    question = lambda ex: ex.prompt[-1]["content"]
+    vectoriser = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit([question(ex) for ex in train])
+    similar = linear_kernel(vectoriser.transform([question(ex) for ex in test]),
+                            vectoriser.transform([question(ex) for ex in train]))
+    return [train[int(i)].target for i in similar.argmax(1)]
 
 
 def run_tailored(name: str, folder: Path, guard: float | None = None) -> dict:
@@ -109,10 +117,12 @@ def run_tailored(name: str, folder: Path, guard: float | None = None) -> dict:
     if task == "classify":
         out["baselines"] = {k: {"value": v["accuracy"], "ci": v["ci"]} for k, v in c.baselines.items()}
     else:
+        from tailored.data import load_dataset
         from tailored.evaluation.compare import score
 
         out["base"], out["base_ci"] = c.base[c.primary], c.base_ci.get(c.primary)
-        values, intervals = score(nearest_neighbour(train, test), [r["output"] for r in test], None)
+        train_ex, test_ex = load_dataset(data).examples, load_dataset(heldout).examples
+        values, intervals = score(nearest_neighbour(train_ex, test_ex), [ex.target for ex in test_ex], None)
         out["baselines"] = {"nearest training answer (TF-IDF)": {"value": values[c.primary],
                                                                   "ci": intervals.get(c.primary)}}
         fg = c.review.get("forgetting") or {}
@@ -133,7 +143,7 @@ def run_trl(name: str, folder: Path, budget_s: float) -> dict:
     from tailored.evaluation.compare import answer_budget, score
     from tailored.evaluation.generate import generate
     from tailored.config import EvalConfig
-    from tailored.device import choose_bf16, device_of
+    from tailored.device import device_of, generation_bf16
     from tailored.models import load_causal_lm, load_tokenizer, resolve_base
 
     torch.set_num_threads(2)
@@ -157,8 +167,8 @@ def run_trl(name: str, folder: Path, budget_s: float) -> dict:
     trainer.train()
     train_s = time.perf_counter() - started
     refs = [ex.target for ex in test]
-    bf16 = choose_bf16(None, device_of(trainer.model))  # as tailored's own evaluation decides
-    preds = generate(trainer.model, tok, [ex.prompt for ex in test], answer_budget(tok, refs, EvalConfig()), 16, bf16)
+    bf16 = generation_bf16(None, device_of(trainer.model))  # as tailored's own evaluation decides
+    preds = generate(trainer.model, tok, [ex.prompt for ex in test], answer_budget(tok, refs, EvalConfig()), bf16=bf16)
     values, intervals = score(preds, refs, None)
     primary = "field_f1" if "field_f1" in values else "rouge_l"
     return {"task": name, "primary": primary, "trl": values[primary], "trl_ci": intervals.get(primary),
