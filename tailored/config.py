@@ -304,6 +304,9 @@ class ServerConfig:
     max_tokens_cap: int = _help("Most new tokens one request may ask for.", default=1024)
     batch_size: int = _help("Requests generated together: each joins the running batch at the next token and "
                             "leaves it when done, whatever adapter of the base it asks for.", default=64)
+    kv_cache_gb: float = _help("Memory for the running batch's keys and values, in GiB. A request that would "
+                               "pass it waits, first in line, until rows finish; one request alone always "
+                               "runs.", default=4.0)
     jobs: bool = _help("Offer OpenAI's files and fine-tuning jobs API, training queued jobs in worker processes.",
                        default=True)
     concurrent_jobs: int = _help("Fine-tuning jobs trained at once; more wait in the queue. On a few CPU cores, "
@@ -325,6 +328,8 @@ class ServerConfig:
                      "concurrent_jobs", "max_file_bytes", "job_threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} must be at least 1")
+        if not self.kv_cache_gb > 0:
+            problems.append(f"kv_cache_gb={self.kv_cache_gb} must be more than 0")
         _check(problems, "server")
 
 

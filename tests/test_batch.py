@@ -114,6 +114,37 @@ def test_slots_grow_with_the_rows_and_an_idle_batch_holds_no_cache():
         assert not batcher.add(Row(_prompts(tok)[0], 0, frozenset()))  # nothing asked for: never joins
 
 
+def test_rows_join_only_while_the_cache_stays_within_its_memory_bound(monkeypatch):
+    from tailored.evaluation.generate import generate_ids
+    from tailored.models.decode import token_bytes
+
+    model, tok = _model(2)
+    texts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True)
+             for p in PROMPTS * 2]
+    free = generate_ids(model, tok, texts, 12, 8)
+    bound = 2 * max(len(p) for p in _prompts(tok)) + 2 * 12 + 1  # tokens of room: two rows fit, never three
+    seen, real = [], Batcher.step
+
+    def spy(self):
+        seen.append((len(self), self.cache.slots * self.cache.capacity))
+        return real(self)
+
+    monkeypatch.setattr(Batcher, "step", spy)
+    tight = generate_ids(model, tok, texts, 12, 8, cache_bytes=bound * token_bytes(model))
+    assert tight == free  # the same answers, fewer rows at a time
+    assert max(n for n, _ in seen) == 2 and max(room for _, room in seen) <= bound  # memory decided, not the 8 rows
+    monkeypatch.undo()
+    # a row needing more than the whole bound still runs alone, and nothing joins beside it
+    prompts = _prompts(tok)
+    lone = Batcher(model, 8, max_cache_bytes=4 * token_bytes(model))
+    long = Row(prompts[0], 12, frozenset())
+    assert lone.fits([long]) and lone.add(long)
+    assert not lone.fits([Row(prompts[1], 1, frozenset())])
+    while lone:
+        lone.step()
+    assert long.tokens == _alone(model, prompts[0], 12, "first")  # the adapter active when it joined
+
+
 def test_prompts_that_begin_alike_share_their_first_keys_and_still_get_their_answers_alone(monkeypatch):
     import tailored.models.batch as batching
 

@@ -132,6 +132,41 @@ def test_requests_join_the_running_batch_mid_answer_with_their_own_adapters(serv
     assert max(n for n, _ in steps) >= 3 and max(len(a) for _, a in steps) >= 3  # base, yes and no rows together
 
 
+def test_requests_beyond_the_cache_memory_wait_for_it_and_still_get_their_answers(runs_dir, server, monkeypatch):
+    from tailored.models.batch import Batcher
+    from tailored.models.decode import token_bytes
+
+    client = server.client()
+    names = ("yes", "no", "base", "yes")
+    alone = [ask(client, m).choices[0].message.content for m in names]
+    long_alone = ask(client, "base", text="hello", max_tokens=150).choices[0].message.content
+    # room for the long request alone (its prompt and 150 tokens), so the short ones wait until it ends
+    tight = Server(runs_dir, kv_cache_gb=200 * token_bytes(server.pool.model) / 2**30)
+    steps, real = [], Batcher.step
+
+    def slow_step(self):
+        steps.append(len(self))
+        time.sleep(0.02)
+        return real(self)
+
+    monkeypatch.setattr(Batcher, "step", slow_step)
+    try:
+        client = tight.client()
+        with ThreadPoolExecutor(len(names) + 1) as pool:
+            long = pool.submit(lambda: (ask(client, "base", text="hello", max_tokens=150), time.monotonic()))
+            while not steps:
+                time.sleep(0.005)
+            short = [pool.submit(lambda m=m: (ask(client, m), time.monotonic())) for m in names]
+            answers = [f.result() for f in short]
+            long_answer, long_done = long.result()
+    finally:
+        tight.stop()
+    assert [a.choices[0].message.content for a, _ in answers] == alone
+    assert long_answer.choices[0].message.content == long_alone
+    assert all(done > long_done for _, done in answers)  # they waited for its memory instead of joining
+    assert steps[:149] == [1] * 149 and max(steps) >= 2  # alone for its 150 tokens, then the short ones together
+
+
 def test_completions_endpoint_and_stop_sequences(server):
     client = server.client()
     out = client.completions.create(model="yes", prompt="hello", max_tokens=6)

@@ -12,7 +12,7 @@ import torch
 
 from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.device import autocast, device_of
-from tailored.models.batch import Batcher, Row
+from tailored.models.batch import CACHE_BYTES, Batcher, Row
 from tailored.models.decode import supported
 
 # prompts generated together by default: on 2 cores a decode step of 64 rows took 4 ms a row, one of 16
@@ -23,7 +23,7 @@ ROWS = 64
 @torch.no_grad()
 def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[int], batch_size: int = ROWS,
                  bf16: bool = False, on_token=None, cancelled=None,
-                 sampling: dict | None = None) -> list[list[int]]:
+                 sampling: dict | None = None, cache_bytes: int = CACHE_BYTES) -> list[list[int]]:
     """New token ids for each rendered prompt in `texts`, in order (stop tokens kept); greedy by default.
 
     `max_new_tokens` may differ per prompt. `sampling` ({"temperature", "top_p", "seed"}) samples
@@ -32,8 +32,8 @@ def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[
     returning True ends generation early.
     Models `decode.supported` accepts run in tailored's own decode loop with continuous batching: up
     to `batch_size` rows at once, each leaving as soon as it ends and the next prompt taking its place,
-    and each row's answer the one it gets alone. The rest use `model.generate` on left-padded batches
-    of prompts sorted by length.
+    and each row's answer the one it gets alone; rows join only while their keys and values fit in
+    `cache_bytes`. The rest use `model.generate` on left-padded batches of prompts sorted by length.
     """
     model.eval()
     budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(texts)
@@ -42,7 +42,8 @@ def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[
     stream = on_token is not None
     try:
         if supported(model):
-            out = _continuous(model, prompts, budgets, stop, batch_size, bf16, on_token, cancelled, sampling)
+            out = _continuous(model, prompts, budgets, stop, batch_size, bf16, on_token, cancelled, sampling,
+                              cache_bytes)
         else:
             out = _padded(model, tokenizer, texts, prompts, budgets, stop, batch_size, bf16, on_token, cancelled,
                           sampling)
@@ -56,17 +57,23 @@ def generate_ids(model, tokenizer, texts: list[str], max_new_tokens: int | list[
     return out
 
 
-def _continuous(model, prompts, budgets, stop, batch_size, bf16, on_token, cancelled, sampling) -> list[list[int]]:
+def _continuous(model, prompts, budgets, stop, batch_size, bf16, on_token, cancelled, sampling,
+                cache_bytes) -> list[list[int]]:
     """Every prompt through one running batch; the longest prompts go first, so short ones fill the gaps."""
     out: list[list[int]] = [[] for _ in prompts]
     waiting = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # pop() takes the longest
-    batcher = Batcher(model, batch_size)
+    batcher = Batcher(model, batch_size, cache_bytes)
     stops = frozenset(stop)
     with autocast(device_of(model), bf16):
         while waiting or batcher:
-            joining = waiting[max(0, len(waiting) - (batch_size - len(batcher))):]  # the longest that fit
-            del waiting[len(waiting) - len(joining):]
-            rows = [Row(prompts[i], budgets[i], stops, on_token, cancelled, sampling, tag=i) for i in reversed(joining)]
+            rows = []  # the longest waiting prompts that fit beside the running rows
+            while waiting:
+                row = Row(prompts[waiting[-1]], budgets[waiting[-1]], stops, on_token, cancelled, sampling,
+                          tag=waiting[-1])
+                if not batcher.fits(rows + [row]):
+                    break
+                rows.append(row)
+                waiting.pop()
             for row, joined in zip(rows, batcher.add_many(rows)):  # prefilled together, one pass
                 if not joined:
                     out[row.tag] = row.tokens

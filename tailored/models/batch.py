@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from tailored.models.decode import Cache, Weights, adapters_in_use, step
+from tailored.models.decode import Cache, Weights, adapters_in_use, step, token_bytes
 from tailored.models.prefill import common_length, prefill
 
 # a shared prefix shorter than this is run again: the second pass would cost more than it saves
 MIN_SHARED = 16
+# keys and values of a running batch: 64 rows of SmolLM2 (46 KB a token in fp32) at its full 8k context
+# would take 24 GB, more than a 24 GB machine has; 4 GB holds 64 rows of 1,400 tokens
+CACHE_BYTES = 4 << 30
 
 
 @dataclass
@@ -47,6 +50,11 @@ class Row:
             self.on_token(token)
         return (token in self.stop or len(self.tokens) >= self.max_new_tokens
                 or (self.cancelled is not None and self.cancelled()))
+
+    @property
+    def need(self) -> int:
+        """Tokens of room the row may fill: its prompt and every token it may add."""
+        return len(self.prompt) + self.max_new_tokens
 
 
 def _same(old: tuple, new: tuple) -> bool:
@@ -74,10 +82,11 @@ class Batcher:
     prefills (the caller sets the adapter, or turns adapters off, just before).
     """
 
-    def __init__(self, model, max_rows: int):
+    def __init__(self, model, max_rows: int, max_cache_bytes: int = CACHE_BYTES):
         self.model, self.max_rows = model, max_rows
+        self.max_tokens = max(1, max_cache_bytes // token_bytes(model))  # the cache's bound, in tokens of room
         self.rows: list[Row] = []
-        self.cache = Cache(max_rows)
+        self.cache = Cache(max_rows, self.max_tokens)
         self.weights: Weights | None = None
         # by adapters: the tokens, keys and values of the last prompt unlike the one before, and the weights
         # they came from; a prompt that begins the same way starts from them
@@ -88,6 +97,15 @@ class Batcher:
 
     def full(self) -> bool:
         return len(self.rows) >= self.max_rows
+
+    def fits(self, rows: list[Row]) -> bool:
+        """Whether `rows` may join now: there are slots for them, and the cache's keys and values stay within
+        `max_cache_bytes`. An idle batch always takes one row, so a long request waits but is never refused."""
+        if len(self.rows) + len(rows) > self.max_rows:
+            return False
+        if not self.rows and len(rows) <= 1:
+            return True
+        return self.cache.room_after([row.need for row in rows]) <= self.max_tokens
 
     def adapters(self) -> set[str]:
         """Adapters some running row uses: they must stay loaded until those rows finish."""
@@ -136,7 +154,7 @@ class Batcher:
         past = [self._shared(row) for row in rows]
         first = len(self.rows)
         logits = prefill(self.weights, self.cache, [row.prompt for row in rows], self._groups(rows),
-                         [len(row.prompt) + row.max_new_tokens for row in rows], past)
+                         [row.need for row in rows], past)
         self.rows += rows  # in the order prefill gave them the next slots
         for i, (row, p) in enumerate(zip(rows, past)):
             if p is None:  # a prompt unlike the one kept: its keys are kept instead
@@ -180,7 +198,7 @@ class Batcher:
         self.rows[i] = self.rows[-1]
         self.rows.pop()
         if not self.rows:
-            self.cache = Cache(self.max_rows)  # an idle batch holds no memory
+            self.cache = Cache(self.max_rows, self.max_tokens)  # an idle batch holds no memory
 
     def _groups(self, rows: list[Row]) -> list:
         """`rows` by the adapters they use, as `decode.step` and `prefill` take them (one group: no indexing)."""

@@ -147,16 +147,28 @@ class Weights:
         return (self.embed, *loras)
 
 
+def token_bytes(model) -> int:
+    """Memory one token's keys and values take in the cache, over every layer, at the model's own dtype."""
+    config = inner_model(model).config
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    size = model.get_input_embeddings().weight.element_size()
+    return 2 * config.num_hidden_layers * kv_heads * head_dim * size
+
+
 class Cache:
     """Keys and values of every layer in row slots: the rows in use are slots 0..rows-1, each from position 0.
 
     Slots grow in number (doubling, up to `max_rows`) as rows join and in length as longer rows join,
     so a step reads views, never copies; a row that leaves is replaced by the last one (one row copied).
-    Memory is slots x the longest row's room: a batch of a few short rows does not hold `max_rows` slots.
+    Memory is slots x the longest row's room: a batch of a few short rows does not hold `max_rows` slots,
+    and growth stops short of `max_tokens` (slots x room) where the rows in use allow; `room_after` says
+    what rows joining would need, for the batch to admit only those that fit.
     """
 
-    def __init__(self, max_rows: int):
-        self.max_rows, self.capacity, self.slots = max_rows, 0, 0
+    def __init__(self, max_rows: int, max_tokens: int | None = None):
+        self.max_rows, self.max_tokens, self.capacity, self.slots = max_rows, max_tokens, 0, 0
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.lengths: list[int] = []  # tokens held per row in use
@@ -169,14 +181,31 @@ class Cache:
         """Put one prefilled row (per layer, keys and values [kv_heads, length, head_dim]) in the next slot,
         with room for `need` tokens."""
         length = keys[0].shape[1]
-        if not self.keys or need > self.capacity or self.rows == self.slots:
-            longer = max(need, 2 * self.capacity) if need > self.capacity else self.capacity
-            more = min(self.max_rows, max(self.rows + 1, 2 * self.slots)) if self.rows == self.slots else self.slots
-            self._grow(keys, values, longer, more)
+        capacity, slots = self._grown(self.rows, self.capacity, self.slots, need)
+        if not self.keys or (capacity, slots) != (self.capacity, self.slots):
+            self._grow(keys, values, capacity, slots)
         for slots_k, slots_v, k, v in zip(self.keys, self.values, keys, values):
             slots_k[self.rows, :, :length] = k
             slots_v[self.rows, :, :length] = v
         self.lengths.append(length)
+
+    def room_after(self, needs: list[int]) -> int:
+        """Tokens of room (slots x length) the cache would hold once rows needing `needs` tokens each join."""
+        rows, capacity, slots = self.rows, self.capacity, self.slots
+        for need in needs:
+            capacity, slots = self._grown(rows, capacity, slots, need)
+            rows += 1
+        return slots * capacity
+
+    def _grown(self, rows: int, capacity: int, slots: int, need: int) -> tuple[int, int]:
+        """Length and slot count once one more row needing `need` tokens joins: doubled, so joining rarely
+        copies the cache, but short of `max_tokens` when the rows in use fit below it."""
+        bound = self.max_tokens or 1 << 62
+        if need > capacity:
+            capacity = max(need, min(2 * capacity, bound // max(slots, rows + 1)))
+        if rows == slots:
+            slots = min(self.max_rows, max(rows + 1, min(2 * slots, bound // capacity)))
+        return capacity, slots
 
     def _grow(self, new_keys: list[torch.Tensor], new_values: list[torch.Tensor], capacity: int, slots: int) -> None:
         keys, values = [], []

@@ -76,7 +76,7 @@ class Pool:
         self.whole: OrderedDict[str, tuple[Served, Tuned]] = OrderedDict()  # full and classifier runs, by LRU
         self.fine_tuning = store.Jobs(self.runs_dir) if cfg.jobs else None  # `ft:` names
         self.jobs: queue.Queue[Job] = queue.Queue()
-        self.batcher = Batcher(self.model, cfg.batch_size)  # touched only by the worker thread
+        self.batcher = self._batcher()  # touched only by the worker thread
         self._worker = threading.Thread(target=self._work, name="tailored-generate", daemon=True)
         self._worker.start()
         for path in preload:
@@ -154,6 +154,9 @@ class Pool:
         return self.retrievers[key]
 
     # ---- generation on the worker thread -------------------------------------------------------
+    def _batcher(self) -> Batcher:
+        return Batcher(self.model, self.cfg.batch_size, int(self.cfg.kv_cache_gb * 2**30))
+
     def submit(self, job: Job) -> Future:
         self.jobs.put(job)
         return job.future
@@ -256,6 +259,10 @@ class Pool:
                     self._start(job, waiting, joining)
                 except Exception as e:  # noqa: BLE001 - reported to its request, the worker lives on
                     job.future.set_exception(e)
+                if joining and joining[-1].tag is job and not self.batcher.fits(joining):
+                    joining.pop()  # no memory for its keys yet: first in line, it joins when rows leave
+                    waiting.insert(0, job)
+                    break
             if joining:
                 try:
                     with autocast(device_of(self.model), self.bf16):
@@ -276,4 +283,4 @@ class Pool:
                     for row in self.batcher.rows:
                         if not row.tag.future.done():
                             row.tag.future.set_exception(e)
-                    self.batcher = Batcher(self.model, self.cfg.batch_size)
+                    self.batcher = self._batcher()
