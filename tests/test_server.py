@@ -104,6 +104,19 @@ def test_batched_answers_equal_one_at_a_time_answers(server):
     assert together == alone and len(set(alone)) > 1
 
 
+def _short_during_long(client, names, steps):
+    """A long base answer (150 tokens), and short requests for `names` sent once the batch has stepped:
+    the short answers with the times they came, the long answer and the time it came."""
+    with ThreadPoolExecutor(len(names) + 1) as pool:
+        long = pool.submit(lambda: (ask(client, "base", text="hello", max_tokens=150), time.monotonic()))
+        while not steps:
+            time.sleep(0.005)
+        short = [pool.submit(lambda m=m: (ask(client, m), time.monotonic())) for m in names]
+        answers = [f.result() for f in short]
+        long_answer, long_done = long.result()
+    return answers, long_answer, long_done
+
+
 def test_requests_join_the_running_batch_mid_answer_with_their_own_adapters(server, monkeypatch):
     from tailored.models.batch import Batcher
 
@@ -119,13 +132,7 @@ def test_requests_join_the_running_batch_mid_answer_with_their_own_adapters(serv
         return real(self)
 
     monkeypatch.setattr(Batcher, "step", slow_step)
-    with ThreadPoolExecutor(len(names) + 1) as pool:
-        long = pool.submit(lambda: (ask(client, "base", text="hello", max_tokens=150), time.monotonic()))
-        while not steps:
-            time.sleep(0.005)
-        short = [pool.submit(lambda m=m: (ask(client, m), time.monotonic())) for m in names]
-        answers = [f.result() for f in short]
-        long_answer, long_done = long.result()
+    answers, long_answer, long_done = _short_during_long(client, names, steps)
     assert [a.choices[0].message.content for a, _ in answers] == alone
     assert long_answer.choices[0].message.content == long_alone and long_answer.choices[0].finish_reason == "length"
     assert all(done < long_done for _, done in answers)  # they joined mid-answer instead of waiting for it
@@ -151,14 +158,7 @@ def test_requests_beyond_the_cache_memory_wait_for_it_and_still_get_their_answer
 
     monkeypatch.setattr(Batcher, "step", slow_step)
     try:
-        client = tight.client()
-        with ThreadPoolExecutor(len(names) + 1) as pool:
-            long = pool.submit(lambda: (ask(client, "base", text="hello", max_tokens=150), time.monotonic()))
-            while not steps:
-                time.sleep(0.005)
-            short = [pool.submit(lambda m=m: (ask(client, m), time.monotonic())) for m in names]
-            answers = [f.result() for f in short]
-            long_answer, long_done = long.result()
+        answers, long_answer, long_done = _short_during_long(tight.client(), names, steps)
     finally:
         tight.stop()
     assert [a.choices[0].message.content for a, _ in answers] == alone
