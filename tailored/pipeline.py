@@ -16,14 +16,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from tailored import atomic, maintain
+from tailored import atomic, guard, maintain
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.audit import Finding
-from tailored.data.encode import TemplateError, encode_many, stop_token_ids
-from tailored.data.prepare import Prepared, encode_chat_all, encode_labelled_all, load_splits, render_masked
+from tailored.data.encode import stop_token_ids
+from tailored.data.formats import TASK_PROMPT, attach_task_prompt
+from tailored.data.prepare import (Prepared, encode_chat_all, encode_labelled_all, give_task_prompt, load_splits,
+                                   render_masked)
 from tailored.device import device_of, generation_bf16
 from tailored.errors import TailoredError
-from tailored.evaluation import general, preference, report as html_report
+from tailored.evaluation import preference, report as html_report
 from tailored.evaluation.answer_cache import BaseAnswers
 from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
 from tailored.evaluation.evidence import gather, print_evidence
@@ -90,11 +92,13 @@ def _task_of(base_name: str) -> str:
     return "classify" if resolve_base(base_name).kind == "encoder" else "generate"
 
 
-def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int, task: str = "generate"):
+def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int, task: str = "generate",
+                 guarded: bool = False):
     """The data read, split, audited and encoded for `base_name`; returns (Prepared, (base, tokenizer)).
 
     The file is read before the base's tokenizer loads, so an unreadable or empty file is reported
-    at once rather than after a model load.
+    at once rather than after a model load. `guarded`: the guard will replay general rows, so rows
+    without a system prompt get tailored's (`give_task_prompt`).
     """
     base = resolve_base(base_name)
     if task != "classify" and base.kind != "causal":
@@ -103,7 +107,9 @@ def prepare_data(data, data_cfg: DataConfig, base_name: str, seed: int, task: st
     prep = load_splits(data, data_cfg, seed)
     if prep.train is None:  # nothing readable: there is nothing to tokenise
         return prep, (base, None)
-    if task != "classify":
+    if guarded:
+        give_task_prompt(prep)
+    if task != "classify":  # --retrieve's passages go after the system prompt
         retrieval.ground_prepared(prep, data_cfg.retrieve)
     tokenizer = load_tokenizer(base)
     if task == "classify":
@@ -122,7 +128,8 @@ def check(data: str | Path, data_cfg: DataConfig | None = None, base: str = "smo
     if against:  # the version decides the base the data is checked against
         base = read_json(resolve_run(against, runs_dir) / "config.json")["train"]["base"]
     task = _task_of(base)
-    prep, (resolved, tokenizer) = prepare_data(data, data_cfg or DataConfig(), base, seed, task)
+    data_cfg = data_cfg or DataConfig()
+    prep, (resolved, tokenizer) = prepare_data(data, data_cfg, base, seed, task, guard.guarded(task, "lora", data_cfg))
     shown = [render_masked(tokenizer, enc) for enc in prep.shown[:show]] if task == "generate" else []
     drift = maintain.drift_report(data, against, runs_dir) if against and not prep.errors else None
     return CheckReport([str(p) for p in prep.errors], prep.findings, estimated_profile(prep, resolved, task), strict,
@@ -177,7 +184,8 @@ def train(
     # a GGUF base is converted into the cache once, not by every process at the same time.
     if not ranks.main:
         distributed.barrier(ranks)
-    prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed, train_cfg.task)
+    prep, (base, tokenizer) = prepare_data(data, data_cfg, train_cfg.base, train_cfg.seed, train_cfg.task,
+                                           guard.guarded(train_cfg.task, train_cfg.method, data_cfg))
     if ranks.main:
         distributed.barrier(ranks)
     prep.raise_errors(data_cfg.skip_invalid)
@@ -188,11 +196,10 @@ def train(
     if parent:
         maintain.check_parent_compatible(parent, base.fingerprint())
     model = _load_model(train_cfg, base, prep, tokenizer, parent and maintain.parent_weights_path(parent, train_cfg))
-    # DPO needs no replay guard: its loss is measured against the base itself
-    if train_cfg.task == "generate" and train_cfg.method != "dpo" and data_cfg.guard and not run_cfg.explain:
+    if guard.guarded(train_cfg.task, train_cfg.method, data_cfg) and not run_cfg.explain:
         if not ranks.main:  # rank 0 answers the replay prompts into the cache; the others read it
             distributed.barrier(ranks)
-        _add_replay(prep, model, tokenizer, base, data_cfg, train_cfg)
+        guard.add_replay(prep, model, tokenizer, base, data_cfg, train_cfg)
         if ranks.main:
             distributed.barrier(ranks)
     n_params = sum(p.numel() for p in model.parameters())
@@ -275,23 +282,6 @@ def _train_in(run_dir: Path, model, tokenizer, base, prep: Prepared, train_cfg: 
     return finished
 
 
-def _add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, train_cfg: TrainConfig) -> None:
-    """The guard: the untuned base's own answers to general requests, as `data_cfg.guard` of the training rows.
-
-    Validation and held-out rows stay task-only. Rows are ours, not the user's, so one over a
-    --max-length the user set is simply not used.
-    """
-    n_task = len(prep.train_encoded)
-    wanted = round(data_cfg.guard / (1 - data_cfg.guard) * n_task)
-    rows = general.replay_examples(model, tokenizer, base.fingerprint(), wanted, train_cfg.seed,
-                                   generation_bf16(train_cfg.bf16, device_of(model)))
-    encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in rows], stop_token_ids(tokenizer))
-               if not isinstance(e, TemplateError) and e.trainable
-               and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]
-    prep.train_encoded = prep.train_encoded + encoded
-    prep.guard_rows = len(encoded)
-
-
 def _load_model(train_cfg: TrainConfig, base, prep: Prepared, tokenizer, weights: Path | None = None):
     """The model to train: the base's weights, or a parent run's (`weights`) when retraining."""
     if train_cfg.task == "classify":  # the head starts as a probe fitted on the training rows
@@ -325,6 +315,8 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
     rows, where = (prep.heldout.examples, "held-out") if prep.heldout else (prep.valid_examples, "validation")
     if parent and run_cfg.evaluate:
         rows, union = maintain.heldout_union(parent, rows, prep.train.examples, prep.train.labels)
+        if prep.task_prompt:  # the parent's rows are asked as this run's are
+            attach_task_prompt(rows, prep.task_prompt)
         console.print(f"[bold]compare[/bold] base, parent and new on {union}")
     if run_cfg.evaluate and not rows and prep.documents:
         console.print("no held-out questions to compare base and tuned on: pass --heldout FILE with questions whose "
@@ -388,6 +380,8 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     if path is None:
         raise TailoredError(f"run {tuned.path} has no held-out file — pass one with --data FILE")
     dataset = load_dataset(path, labels=tuned.labels)
+    if tuned.task.get("system_prompt") == TASK_PROMPT:  # the run gave its bare rows tailored's prompt: so here
+        attach_task_prompt(dataset.examples)
     examples = tuned.retriever.ground_examples(dataset.examples) if tuned.retriever else dataset.examples
     lineage, saved = tuned.lineage, read_json(tuned.path / "config.json")
     train_path = lineage["data"]["train"]["path"]

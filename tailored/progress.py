@@ -24,6 +24,10 @@ def print_plan(console, data, data_cfg, train_cfg, prep: Prepared, profile: dict
         console.print(f"[yellow]skipped {len(prep.errors)} rows with errors (--skip-invalid)[/yellow]")
     for finding in prep.findings:
         console.print(f"[yellow]warning[/yellow] {escape(str(finding))}")
+    if prep.task_prompt:
+        console.print(f"[dim]system prompt = “{escape(prep.task_prompt)}”: your rows have none, and neither have the "
+                      "guard's general rows, so this one, tailored's, tells the task apart; the run is evaluated and "
+                      "answers with it. Write a system prompt in your rows to choose your own.[/dim]")
     for key, why in reasons.items():
         console.print(f"[dim]{key} = {getattr(train_cfg, key, getattr(data_cfg, key, None))}: {why}[/dim]")
 

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from tailored.data.encode import encode_many
+from tailored.data.formats import TASK_PROMPT
 from tailored.evaluation import general
 from tailored.evaluation.general import Question
 
@@ -130,10 +131,63 @@ def test_train_mixes_the_guard_in_without_changing_the_task_s_schedule(tiny_base
                              EvalConfig(), RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
         profile = json.loads((run.path / "check.json").read_text())["profile"]
         config = json.loads((run.path / "config.json").read_text())
-        runs.append((profile, config))
-    (on, on_cfg), (off, off_cfg) = runs
+        runs.append((profile, config, json.loads((run.path / "run.json").read_text())))
+    (on, on_cfg, on_run), (off, off_cfg, off_run) = runs
     assert asked == [round(0.2 / 0.8 * 90)]  # 90 task rows after the validation split; off: never asked
     assert on["guard_rows"] == asked[0] and off["guard_rows"] == 0
     assert on["train_rows"] == off["train_rows"] == 90  # the task's rows; the guard's are counted apart
     assert on_cfg["train"]["epochs"] == off_cfg["train"]["epochs"]
     assert on_cfg["train"]["batch_size"] == off_cfg["train"]["batch_size"]
+    # the rows had no system prompt: with the guard on they train, and the run answers, with tailored's
+    assert on_run["task"]["system_prompt"] == TASK_PROMPT and off_run["task"]["system_prompt"] is None
+
+
+def _rows(tmp_path, name, rows):
+    from tailored.data import load_dataset
+    from tests.conftest import write_jsonl
+
+    return load_dataset(write_jsonl(tmp_path / name, rows))
+
+
+def test_rows_without_any_system_prompt_get_tailored_s_in_every_split(tmp_path):
+    from tailored.data.prepare import Prepared, give_task_prompt
+
+    bare = [{"prompt": f"q{i}", "completion": "a"} for i in range(4)]
+    train, heldout = _rows(tmp_path, "t.jsonl", bare), _rows(tmp_path, "h.jsonl", bare[:2])
+    valid = _rows(tmp_path, "v.jsonl", [{"messages": [{"role": "system", "content": "mine"},
+                                                      {"role": "user", "content": "q"},
+                                                      {"role": "assistant", "content": "a"}]}])
+    prep = Prepared(train, train.examples[:3], valid.examples, heldout)
+    give_task_prompt(prep)
+    assert prep.task_prompt == TASK_PROMPT
+    for ex in train.examples + heldout.examples:
+        assert ex.messages[0] == {"role": "system", "content": TASK_PROMPT} and ex.messages[1]["content"].startswith("q")
+    assert valid.examples[0].messages[0]["content"] == "mine"  # a row's own system prompt is kept
+
+
+def test_rows_with_a_system_prompt_labels_or_preferences_are_left_as_written(tmp_path):
+    from tailored.data.prepare import Prepared, give_task_prompt
+
+    some = [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}] * 3 + \
+        [{"messages": [{"role": "system", "content": "mine"}, {"role": "user", "content": "q"},
+                       {"role": "assistant", "content": "a"}]}]
+    labels = [{"text": f"t{i}", "label": "x" if i % 2 else "y"} for i in range(4)]
+    prefs = [{"prompt": "q", "chosen": "a", "rejected": "b"}] * 4
+    for name, rows in (("some.jsonl", some), ("labels.jsonl", labels), ("prefs.jsonl", prefs)):
+        ds = _rows(tmp_path, name, rows)
+        before = [list(ex.messages) for ex in ds.examples]
+        prep = Prepared(ds, ds.examples, [], None)
+        give_task_prompt(prep)
+        assert prep.task_prompt is None and [ex.messages for ex in ds.examples] == before, name
+
+
+def test_tailored_s_prompt_is_not_an_edit_of_the_row(tmp_path):
+    from tailored.data.formats import attach_task_prompt
+    from tailored.runs.diff import data_diff
+
+    rows = [{"prompt": f"q{i}", "completion": "a"} for i in range(3)]
+    old, new = _rows(tmp_path, "old.jsonl", rows).examples, _rows(tmp_path, "new.jsonl", rows).examples
+    assert attach_task_prompt(new) == 3
+    assert data_diff(old, new)["unchanged"] == 3
+    new[0].messages[0]["content"] = "a prompt the user wrote"  # the user's own system prompt is part of the input
+    assert data_diff(old, new)["added"] == 1

@@ -281,6 +281,27 @@ def attach_label_prompt(examples: list[Example], labels: list[str]) -> str:
     return system
 
 
+# Given to chat rows that have no system prompt at all while the guard is on. The guard's replayed
+# general conversations have none, so without it a plain question looks like one more task input: on
+# nlupp_slots "What is the capital of Russia?" came back as hotel-booking JSON (BENCHMARKS.md).
+TASK_PROMPT = "Do the task you were tuned for, in the form of your training examples."
+
+
+def attach_task_prompt(examples: list[Example], prompt: str = TASK_PROMPT) -> int:
+    """Start every conversation that has no system message with `prompt`; how many were given it."""
+    added = 0
+    for ex in examples:
+        if ex.messages[0]["role"] != "system":
+            ex.messages.insert(0, {"role": "system", "content": prompt})
+            added += 1
+    return added
+
+
+def without_task_prompt(messages: list[dict]) -> list[dict]:
+    """The turns as the user wrote them: tailored's own TASK_PROMPT left out."""
+    return messages[1:] if messages and messages[0] == {"role": "system", "content": TASK_PROMPT} else messages
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"

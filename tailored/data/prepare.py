@@ -16,6 +16,7 @@ from tailored.data.audit import MIN_EXAMPLES, Finding, audit
 from tailored.data.documents import (Document, audit_documents, documents_digest, encode_documents, is_documents,
                                      load_documents)
 from tailored.data.encode import IGNORE, Encoded, Labelled, Pair, TemplateError, encode_labelled, encode_many
+from tailored.data.formats import PREFERENCE, TASK_PROMPT, attach_task_prompt
 from tailored.errors import DataError, TailoredError
 
 # SmolLM2-135M LoRA on 2 CPU cores trained `make demo` at 632 tokens/s with bf16 autocast (a CPU with native
@@ -44,6 +45,7 @@ class Prepared:
     document_chunks: int = 0  # their windows, in train_encoded after the task rows (and --mix's)
     retriever: object = None  # --retrieve: the documents' passages, in every training and validation prompt
     guard_rows: int = 0  # the base's own answers to general requests, appended to train_encoded (the guard)
+    task_prompt: str | None = None  # set when tailored gave the rows its own system prompt (`give_task_prompt`)
     # Problems with the data as a whole (too few examples): also in `errors`, but --skip-invalid, which
     # drops bad rows, cannot skip these.
     refusals: list[Problem] = field(default_factory=list)
@@ -157,6 +159,22 @@ def load_splits(data: str | Path, cfg: DataConfig, seed: int) -> Prepared:
         prep.documents = load_documents(cfg.documents, errors)
         prep.findings += audit_documents(prep.documents, heldout.examples if heldout else None)
     return prep
+
+
+def give_task_prompt(prep: Prepared) -> None:
+    """TASK_PROMPT for chat data none of whose training rows has a system prompt, on the training,
+    validation and held-out rows alike, so the run is evaluated, and answers, as it was trained.
+
+    Called when the guard is on: its replayed general conversations carry no system prompt, and the
+    prompt is what tells the task's rows from them. Rows with a system prompt of their own keep theirs.
+    """
+    rows = prep.train.examples if prep.train else []
+    if not rows or prep.train.labels or prep.train.format in PREFERENCE \
+            or any(ex.messages[0]["role"] == "system" for ex in rows):
+        return
+    for examples in (rows, prep.valid_examples, prep.heldout.examples if prep.heldout else []):
+        attach_task_prompt(examples)
+    prep.task_prompt = TASK_PROMPT
 
 
 def documents_only(data: str | Path, cfg: DataConfig) -> Prepared:

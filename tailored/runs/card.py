@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tailored import atomic
+from tailored.data.formats import TASK_PROMPT
 from tailored.runs.store import read_json
 
 CARD = "README.md"
@@ -38,9 +39,11 @@ def render(run_dir: Path) -> str:
         out.append(f"Assigns one of {len(task['labels'])} labels to a text: {', '.join(task['labels'][:20])}"
                    + (" …" if len(task["labels"]) > 20 else "") + ".")
     else:
+        prompt = task.get("system_prompt")
+        after = "" if not prompt else ", after the system prompt it was trained with" + (
+            " (tailored's own, as the data had none)" if prompt == TASK_PROMPT else "")
         out.append(f"Answers requests like those in its training data (`{Path(lineage['data']['train']['path']).name}`, "
-                   f"{task['format']} format)" + (", after the system prompt it was trained with." if
-                                                  task.get("system_prompt") else "."))
+                   f"{task['format']} format){after}.")
     out += ["It was measured only on the held-out rows below; check it on your own traffic before relying on it "
             "elsewhere.", ""]
 

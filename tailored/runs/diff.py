@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tailored import atomic
 from tailored.data import Example, load_dataset
+from tailored.data.formats import without_task_prompt
 from tailored.runs.store import read_json, version_ref
 
 DATA = "data"
@@ -63,7 +64,7 @@ def _digest(value) -> str:
 def row_key(ex: Example) -> tuple[str, str]:
     """(input hash, output hash). A labelled row's input is its text alone: the system prompt listing the
     labels changes whenever a label is added, and that is not an edit of the row."""
-    source = ex.text if ex.label is not None else ex.prompt
+    source = ex.text if ex.label is not None else without_task_prompt(ex.prompt)  # tailored's, not the user's
     return _digest(source), _digest(ex.target)
 
 
