@@ -120,6 +120,7 @@ def test_parquet_data_trains_and_reports_rows_by_line(tiny_base, tmp_path):
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
     code, out = invoke("check", tmp_path / "d.parquet", "--base", tiny_base)
     assert code == 1 and f"{tmp_path / 'd.parquet'}:5: completion:" in out
+    assert "system_prompt: tailored's own, as no row has one: Do the task" in out  # the guard's, said by check
     run = tailored.train(tmp_path / "d.parquet", TrainConfig(base=str(tiny_base), max_steps=2),
                          DataConfig(skip_invalid=True), run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"),
                                                                           evaluate=False), quiet=True)

@@ -1,4 +1,4 @@
-"""Imports run downward: data → models → training → evaluation → runs → pipeline → fine_tuning → CLI/server.
+"""Imports run downward: data → models → training → evaluation → runs → guard → pipeline → fine_tuning → CLI/server.
 
 Evaluation, the server, `load` and export never reach into training: what they share with it (device
 facts, plain scoring) lives below both. Function-level imports count too.
@@ -23,7 +23,8 @@ ALLOWED = {
     "runs": {"data"},
     "maintain": {"data", "models", "evaluation", "runs", "tuned"},
     "progress": {"data"},
-    "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned", "maintain", "progress"},
+    "guard": {"data", "evaluation"},
+    "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned", "maintain", "progress", "guard"},
     "fine_tuning": {"pipeline"},  # jobs are runs trained through `train`; the server is above them
     "server": {"data", "models", "evaluation", "runs", "tuned", "fine_tuning"},
     "cli": {"pipeline", "tuned", "export", "server", "data", "training", "runs"},  # training.distributed: the launch

@@ -101,21 +101,23 @@ def test_automatic_settings_are_explained(tiny_base, tmp_path):
 
 
 def test_rows_over_max_length_are_never_cut_silently(tiny_base, tmp_path):
+    # with tailored's system prompt (the guard's, as the rows have none) the short rows are 92 tokens, the long one 158
     rows = yes_rows(20) + [{"prompt": "please help " * 40, "completion": "yes"}]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     with pytest.raises(tailored.errors.DataError) as info:
-        tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1), DataConfig(max_length=40),
+        tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1), DataConfig(max_length=120),
                        run_cfg=RunConfig(runs_dir=str(tmp_path / "runs")), quiet=True)
-    assert any(":21: (row):" in str(p) and "over max_length 40" in str(p) for p in info.value.problems)
+    assert [p.line for p in info.value.problems] == [21] and "over max_length 120" in str(info.value.problems[0])
+    assert "tailored's system prompt" in str(info.value.problems[0])  # its tokens are ours, and said to be
     run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=1),
-                         DataConfig(max_length=40, too_long="drop"),
+                         DataConfig(max_length=120, too_long="drop"),
                          run_cfg=RunConfig(runs_dir=str(tmp_path / "runs"), evaluate=False), quiet=True)
     check = json.loads((run.path / "check.json").read_text())
     assert check["warnings"][-1]["kind"] == "too-long" and check["warnings"][-1]["lines"] == [21]
     # the long row really left training and validation: 21 rows read, 20 kept
     assert check["profile"]["rows"] == 21
     assert check["profile"]["train_rows"] + check["profile"]["validation_rows"] == 20
-    assert check["profile"]["tokens_per_example"]["max"] <= 40
+    assert check["profile"]["tokens_per_example"]["max"] <= 120
 
 
 def test_skip_invalid_skips_bad_rows_but_not_the_too_few_examples_refusal(tiny_base, tmp_path):

@@ -85,6 +85,8 @@ class Prepared:
             "errors": len(self.errors),
             "warnings": len(self.findings),
         }
+        if self.task_prompt:  # said wherever the profile is: `tailor check`, the plan, check.json
+            profile["system_prompt"] = f"tailored's own, as no row has one: {self.task_prompt}"
         if lengths:
             p95 = lengths[min(len(lengths) - 1, math.ceil(0.95 * len(lengths)) - 1)]
             profile["tokens_per_example"] = {"min": lengths[0], "median": statistics.median(lengths), "p95": p95,
@@ -246,8 +248,9 @@ def encode_all(prep: Prepared, tokenizer, cfg: DataConfig, stop_ids: set[int], m
                                            "the assistant reply must not be empty"))
                 continue
             if len(enc.input_ids) > max_length:
+                ours = " (counting tailored's system prompt, which the guard adds)" if prep.task_prompt else ""
                 too_long.append(Problem(ex.source, ex.line, "(row)",
-                                        f"{len(enc.input_ids)} tokens, {len(enc.input_ids) - max_length} over "
+                                        f"{len(enc.input_ids)} tokens{ours}, {len(enc.input_ids) - max_length} over "
                                         f"max_length {max_length}",
                                         "raise --max-length, shorten the row, or pass --too-long drop"))
                 continue
