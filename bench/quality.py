@@ -4,7 +4,7 @@
                             [--trl usaddress_fields,sgd_responses] [--out bench/quality.json]
 
 The data sets are `../shared/realdata/` (see its README); each task is a seeded subsample, and the
-whole benchmark took 72 minutes on 2 cores (2026-12-03). `--trl` needs the bench extra
+whole benchmark took 52.5 minutes on 2 cores (2026-12-03, without --guard-off). `--trl` needs the bench extra
 (`pip install -e ".[bench]"`: trl and datasets). Every figure is on held-out rows never trained on,
 with a 95% bootstrap interval, and every task records its wall time.
 
