@@ -269,18 +269,6 @@ def _check_messages(messages: Any, bad, unknown: list[str]) -> list[dict[str, st
     return clean
 
 
-def attach_label_prompt(examples: list[Example], labels: list[str]) -> str:
-    """Give every text/label example the same instruction listing the allowed labels.
-
-    The base model sees the same instruction at evaluation, so its score is a fair baseline.
-    """
-    system = "Classify the text. Answer with exactly one label from: " + ", ".join(labels) + "."
-    for ex in examples:
-        if ex.messages[0]["role"] != "system":
-            ex.messages.insert(0, {"role": "system", "content": system})
-    return system
-
-
 # Given to chat rows that have no system prompt at all while the guard is on. The guard's replayed
 # general conversations have none, so without it a plain question looks like one more task input: on
 # nlupp_slots "What is the capital of Russia?" came back as hotel-booking JSON (BENCHMARKS.md).
@@ -288,13 +276,24 @@ TASK_PROMPT = "Do the task you were tuned for, in the form of your training exam
 
 
 def attach_task_prompt(examples: list[Example], prompt: str = TASK_PROMPT) -> int:
-    """Start every conversation that has no system message with `prompt`; how many were given it."""
+    """Start every conversation that has no system message with `prompt` (tailored's, or the label
+    instruction `attach_label_prompt` writes); how many were given it."""
     added = 0
     for ex in examples:
         if ex.messages[0]["role"] != "system":
             ex.messages.insert(0, {"role": "system", "content": prompt})
             added += 1
     return added
+
+
+def attach_label_prompt(examples: list[Example], labels: list[str]) -> str:
+    """Give every text/label example the same instruction listing the allowed labels.
+
+    The base model sees the same instruction at evaluation, so its score is a fair baseline.
+    """
+    system = "Classify the text. Answer with exactly one label from: " + ", ".join(labels) + "."
+    attach_task_prompt(examples, system)
+    return system
 
 
 def without_task_prompt(messages: list[dict]) -> list[dict]:
