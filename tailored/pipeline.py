@@ -26,9 +26,8 @@ from tailored.data.prepare import (Prepared, encode_chat_all, encode_labelled_al
 from tailored.device import device_of, generation_bf16
 from tailored.errors import TailoredError
 from tailored.evaluation import preference, report as html_report
-from tailored.evaluation.answer_cache import BaseAnswers
-from tailored.evaluation.compare import Comparison, compare, compare_classifier, print_comparison
-from tailored.evaluation.evidence import gather, print_evidence
+from tailored.evaluation.compare import Comparison, print_comparison
+from tailored.evaluation.evidence import assess, print_evidence
 from tailored.progress import print_plan, progress_hooks
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
 from tailored.models import retrieval
@@ -325,7 +324,7 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
         bf16 = generation_bf16(train_cfg.bf16, device_of(model))
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
         asked = prep.retriever.ground_examples(rows) if prep.retriever else rows  # as the run will be asked
-        comparison = _compare(model, tokenizer, asked, prep.train_examples, prep.train.labels, eval_cfg, bf16,
+        comparison = assess(model, tokenizer, asked, prep.train_examples, prep.train.labels, eval_cfg, bf16,
                               classify, base_model, base, [d.text for d in prep.documents],
                               house_voice(eval_cfg.voice, run_cfg.runs_dir))
         if parent:
@@ -347,25 +346,6 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
     console.print(f"[bold green]done[/bold green] → {run_dir}   report: {run_dir / 'report.html'}   "
                   f"try: tailor predict {run_dir} \"…\"")
     return Run(run_dir, metrics, result, comparison)
-
-
-def _compare(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
-             base_model=None, base=None, documents: list[str] = (), voice=None) -> Comparison:
-    """Before vs tuned on `rows`, with the evidence attached; shared by `train` and `evaluate`.
-
-    `documents` (--documents' texts) count as training text where the evidence asks what training saw;
-    `voice` is --voice's scorer (`tuned.house_voice`)."""
-    if classify:  # the untuned encoder's embeddings are one of the baselines
-        comparison = compare_classifier(model, tokenizer, rows, train_rows, labels, eval_cfg, bf16,
-                                        materialise(base).path if base else None)
-        base_answers = None
-    else:
-        base_answers = BaseAnswers.of(base, bf16, device_of(model)) if base is not None else None
-        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice, base_answers)
-    gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
-           rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents),
-           base_answers)
-    return comparison
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConfig | None = None,
@@ -392,7 +372,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     if classify and not train_rows:
         raise TailoredError(f"{train_path}: the run's training data is gone; the classifier's baseline needs it")
     base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
-    comparison = _compare(tuned.model, tuned.tokenizer, examples, train_rows, tuned.labels, eval_cfg,
+    comparison = assess(tuned.model, tuned.tokenizer, examples, train_rows, tuned.labels, eval_cfg,
                           tuned.bf16, classify, base_model, tuned.base,
                           [d.text for d in prep.documents] if prep else [],
                           house_voice(eval_cfg.voice, runs_dir))

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 
 import tailored
-from tailored import pipeline
+from tailored.evaluation import evidence
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
 from tailored.data.documents import Document
 from tailored.models.retrieval import HEADER, INDEX_FILE, Passage, Retriever, passages, with_passages
@@ -98,8 +98,8 @@ def test_a_run_with_documents_answers_every_question_with_its_passages(tiny_base
                                                                {"role": "assistant", "content": "within 14 days"}],
                                                   "fact": "14 days"}])
     (tmp_path / "plans.md").write_text(PAGE, encoding="utf-8")
-    evaluated, compare = [], pipeline.compare
-    monkeypatch.setattr("tailored.pipeline.compare", lambda model, tok, rows, *a, **kw: evaluated.append(rows)
+    evaluated, compare = [], evidence.compare
+    monkeypatch.setattr("tailored.evaluation.evidence.compare", lambda model, tok, rows, *a, **kw: evaluated.append(rows)
                         or compare(model, tok, rows, *a, **kw))
     runs = []
     for name, k in (("grounded", 2), ("plain", 0)):

@@ -1,7 +1,7 @@
 """Everything evaluation shows beyond the headline table: held-out loss, slices, memorisation, forgetting, gate.
 
-`gather` is called by both `tailor train` and `tailor eval`, so a run's report and a later
-evaluation show the same evidence.
+`assess` (the comparison, then `gather`) is called by both `tailor train` and `tailor eval`, so a run's
+report and a later evaluation show the same evidence.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from contextlib import nullcontext
 from tailored.config import EvalConfig
 from tailored.data.encode import TemplateError, encode_many
 from tailored.data.formats import Example
+from tailored.device import device_of
 from tailored.errors import TailoredError
 from tailored.evaluation import general, review
-from tailored.evaluation.compare import Comparison, score
+from tailored.evaluation.answer_cache import BaseAnswers
+from tailored.evaluation.compare import Comparison, compare, compare_classifier, score
+from tailored.models import materialise
 from tailored.models.scoring import mean_token_loss
 
 
@@ -123,3 +126,22 @@ def print_evidence(evidence: dict, console) -> None:
     if v := evidence.get("verdict"):
         colour = {"better": "green", "worse": "red"}.get(v["word"], "yellow")
         console.print(f"[bold {colour}]verdict[/bold {colour}] {escape(v['text'])}")
+
+
+def assess(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
+             base_model=None, base=None, documents: list[str] = (), voice=None) -> Comparison:
+    """Before vs tuned on `rows`, with the evidence attached; shared by `tailor train` and `tailor eval`.
+
+    `documents` (--documents' texts) count as training text where the evidence asks what training saw;
+    `voice` is --voice's scorer (`tuned.house_voice`)."""
+    if classify:  # the untuned encoder's embeddings are one of the baselines
+        comparison = compare_classifier(model, tokenizer, rows, train_rows, labels, eval_cfg, bf16,
+                                        materialise(base).path if base else None)
+        base_answers = None
+    else:
+        base_answers = BaseAnswers.of(base, bf16, device_of(model)) if base is not None else None
+        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice, base_answers)
+    gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
+           rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents),
+           base_answers)
+    return comparison
