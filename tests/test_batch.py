@@ -145,6 +145,31 @@ def test_rows_join_only_while_the_cache_stays_within_its_memory_bound(monkeypatc
     assert long.tokens == _alone(model, prompts[0], 12, "first")  # the adapter active when it joined
 
 
+def test_a_long_row_that_leaves_gives_its_room_back_so_more_rows_fit_the_bound():
+    from tailored.models.decode import token_bytes
+
+    model, tok = _model(2)
+    prompts = _prompts(tok)
+    long = Row(prompts[1] * 6, 2, frozenset())  # a long prompt with a short answer: it leaves first
+    short = [Row(prompts[i], 10, frozenset()) for i in (0, 2)]
+    bound = 2 * long.need  # tokens of room: two slots the long row's length, so it and one short row
+    batcher = Batcher(model, 8, max_cache_bytes=bound * token_bytes(model))
+    model.set_adapter("first")
+    with torch.no_grad():
+        assert batcher.add(long) and batcher.fits(short[:1]) and not batcher.fits(short)
+        assert batcher.add_many(short[:1]) == [True]
+        while long in batcher.rows:
+            batcher.step()
+        # its room is given back: slots as long as the short row needs, and two more short rows now fit
+        assert batcher.cache.capacity == short[0].need
+        assert batcher.fits([short[1], Row(prompts[3], 10, frozenset())])
+        assert batcher.add_many(short[1:]) == [True]
+        while batcher:
+            batcher.step()
+    assert [row.tokens for row in short] == [_alone(model, row.prompt, 10, "first") for row in short]
+    assert long.tokens == _alone(model, long.prompt, 2, "first")
+
+
 def test_prompts_that_begin_alike_share_their_first_keys_and_still_get_their_answers_alone(monkeypatch):
     import tailored.models.batch as batching
 

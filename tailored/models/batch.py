@@ -199,6 +199,8 @@ class Batcher:
         self.rows.pop()
         if not self.rows:
             self.cache = Cache(self.max_rows, self.max_tokens)  # an idle batch holds no memory
+        else:
+            self.cache.fit_to([row.need for row in self.rows])
 
     def _groups(self, rows: list[Row]) -> list:
         """`rows` by the adapters they use, as `decode.step` and `prefill` take them (one group: no indexing)."""

@@ -164,7 +164,8 @@ class Cache:
     so a step reads views, never copies; a row that leaves is replaced by the last one (one row copied).
     Memory is slots x the longest row's room: a batch of a few short rows does not hold `max_rows` slots,
     and growth stops short of `max_tokens` (slots x room) where the rows in use allow; `room_after` says
-    what rows joining would need, for the batch to admit only those that fit.
+    what rows joining would need, for the batch to admit only those that fit. When the longest row leaves,
+    `fit_to` gives its room back.
     """
 
     def __init__(self, max_rows: int, max_tokens: int | None = None):
@@ -207,8 +208,18 @@ class Cache:
             slots = min(self.max_rows, max(rows + 1, min(2 * slots, bound // capacity)))
         return capacity, slots
 
+    def fit_to(self, needs: list[int]) -> None:
+        """Give back room once the rows in use need at most half of it (`needs`: each row's room, in row order).
+
+        Without this, one long request kept every slot its length until the batch went idle, so in a busy
+        server fewer rows fit the memory bound long after it had left."""
+        if self.keys and needs and max(needs) <= self.capacity // 2:
+            self._grow([k[0] for k in self.keys], [v[0] for v in self.values], max(needs), self.slots)
+
     def _grow(self, new_keys: list[torch.Tensor], new_values: list[torch.Tensor], capacity: int, slots: int) -> None:
+        """New slots of `capacity` tokens each (more or fewer than now), the rows in use copied in."""
         keys, values = [], []
+        kept = min(capacity, self.capacity)
         for i, (nk, nv) in enumerate(zip(new_keys, new_values)):
             h, _, d = nk.shape
             # zeros, not empty: a masked slot still enters the attention product as 0 x value, and
@@ -216,8 +227,8 @@ class Cache:
             k = nk.new_zeros(slots, h, capacity, d)
             v = nv.new_zeros(slots, h, capacity, d)
             if self.keys:
-                k[: self.rows, :, : self.capacity] = self.keys[i][: self.rows]
-                v[: self.rows, :, : self.capacity] = self.values[i][: self.rows]
+                k[: self.rows, :, :kept] = self.keys[i][: self.rows, :, :kept]
+                v[: self.rows, :, :kept] = self.values[i][: self.rows, :, :kept]
             keys.append(k)
             values.append(v)
         self.keys, self.values, self.capacity, self.slots = keys, values, capacity, slots
