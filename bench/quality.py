@@ -16,7 +16,8 @@ with a 95% bootstrap interval, and every task records its wall time.
   nearest-neighbour baseline (the training answer of the most similar training input, by TF-IDF),
   and tailored with defaults (the guard on); plus the guard's general-ability check.
 - `--guard-off` (none by default, to keep the hour): the named tasks trained again with `--guard 0`,
-  for the guard's cost; usaddress_fields and sgd_responses add about 13 minutes.
+  for the guard's cost; usaddress_fields and sgd_responses add about 13 minutes. `--guard-off-only` runs
+  those tasks only without the guard (their guarded runs are seeded and repeat exactly).
 - `--trl`: TRL's SFTTrainer with its defaults (LoRA r=16 on all linear layers, as TRL's docs show)
   on the same rows, stopped at tailored's training wall time, scored by the same code.
 """
@@ -202,6 +203,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", default="all")
     ap.add_argument("--guard-off", default="", help="tasks to train again with --guard 0 (about 7 min each)")
+    ap.add_argument("--guard-off-only", action="store_true",
+                    help="run the --guard-off tasks only with --guard 0 (their guarded figures repeat exactly: seeded)")
     ap.add_argument("--trl", default="usaddress_fields,sgd_responses")
     ap.add_argument("--out", default=str(ROOT / "bench" / "quality.json"))
     args = ap.parse_args()
@@ -214,11 +217,13 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="quality-"))
     results, started = [], time.perf_counter()
     for name in names:
-        result = run_tailored(name, folder)
-        if name in args.trl.split(","):
-            result.update({k: v for k, v in run_trl(name, folder, result["train_s"]).items() if k != "primary"})
-        results.append(result)
-        print(json.dumps(result), flush=True)
+        off_only = args.guard_off_only and name in args.guard_off.split(",")
+        if not off_only:
+            result = run_tailored(name, folder)
+            if name in args.trl.split(","):
+                result.update({k: v for k, v in run_trl(name, folder, result["train_s"]).items() if k != "primary"})
+            results.append(result)
+            print(json.dumps(result), flush=True)
         if name in args.guard_off.split(","):
             off = {**run_tailored(name, folder, guard=0.0), "guard_off": True}
             results.append(off)
