@@ -325,8 +325,8 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
         base_model = load_causal_lm(base) if train_cfg.method == "full" and not classify else None
         asked = prep.retriever.ground_examples(rows) if prep.retriever else rows  # as the run will be asked
         comparison = assess(model, tokenizer, asked, prep.train_examples, prep.train.labels, eval_cfg, bf16,
-                              classify, base_model, base, [d.text for d in prep.documents],
-                              house_voice(eval_cfg.voice, run_cfg.runs_dir))
+                            classify, base_model, base, [d.text for d in prep.documents],
+                            house_voice(eval_cfg.voice, run_cfg.runs_dir))
         if parent:
             maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
         if train_cfg.method == "dpo":
@@ -373,9 +373,9 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
         raise TailoredError(f"{train_path}: the run's training data is gone; the classifier's baseline needs it")
     base_model = load_causal_lm(tuned.base) if (tuned.path / "model").is_dir() else None
     comparison = assess(tuned.model, tuned.tokenizer, examples, train_rows, tuned.labels, eval_cfg,
-                          tuned.bf16, classify, base_model, tuned.base,
-                          [d.text for d in prep.documents] if prep else [],
-                          house_voice(eval_cfg.voice, runs_dir))
+                        tuned.bf16, classify, base_model, tuned.base,
+                        [d.text for d in prep.documents] if prep else [],
+                        house_voice(eval_cfg.voice, runs_dir))
     console = _console(quiet)
     print_comparison(comparison, console, eval_cfg.samples)
     print_evidence(comparison.review, console)

@@ -129,7 +129,7 @@ def print_evidence(evidence: dict, console) -> None:
 
 
 def assess(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
-             base_model=None, base=None, documents: list[str] = (), voice=None) -> Comparison:
+           base_model=None, base=None, documents: list[str] = (), voice=None) -> Comparison:
     """Before vs tuned on `rows`, with the evidence attached; shared by `tailor train` and `tailor eval`.
 
     `documents` (--documents' texts) count as training text where the evidence asks what training saw;
