@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from tailored.models.batch import Row, _choose  # noqa: E402
 
 
-# tokens of prompts prefilled in one decode call: bigger calls run the products nearer the CPU's peak
+# most prompt tokens prefilled in one decode call (packing many prompts did not pay here: BENCHMARKS.md)
 PREFILL_TOKENS = 2048
 
 
