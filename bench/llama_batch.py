@@ -77,14 +77,8 @@ class LlamaBatcher:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def full(self) -> bool:
-        return len(self.rows) >= self.max_rows
-
     def fits(self, rows: list[Row]) -> bool:
         return len(self.rows) + len(rows) <= self.max_rows and all(row.need <= self.room for row in rows)
-
-    def adapters(self) -> set[str]:
-        return set()
 
     def add_many(self, rows: list[Row]) -> list[bool]:
         """Prefill `rows` (as many prompts per decode call as PREFILL_TOKENS allows) and take each one's first

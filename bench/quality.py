@@ -216,15 +216,15 @@ def main() -> None:
             sys.exit('--trl needs the bench extra: pip install -e ".[bench]" (or pass --trl "")')
     folder = Path(tempfile.mkdtemp(prefix="quality-"))
     results, started = [], time.perf_counter()
+    guard_off = args.guard_off.split(",")
     for name in names:
-        off_only = args.guard_off_only and name in args.guard_off.split(",")
-        if not off_only:
+        if not (args.guard_off_only and name in guard_off):
             result = run_tailored(name, folder)
             if name in args.trl.split(","):
                 result.update({k: v for k, v in run_trl(name, folder, result["train_s"]).items() if k != "primary"})
             results.append(result)
             print(json.dumps(result), flush=True)
-        if name in args.guard_off.split(","):
+        if name in guard_off:
             off = {**run_tailored(name, folder, guard=0.0), "guard_off": True}
             results.append(off)
             print(json.dumps(off), flush=True)

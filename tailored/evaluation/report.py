@@ -284,7 +284,8 @@ def _review_html(review: dict) -> list[str]:
         low, high = fg["kept_ci"]
         out.append(f"<h2>General ability (forgetting)</h2><p>Of {fg['questions']} general questions with checkable "
                    f"answers (ours, unrelated to the task, each asked alone without the task's system prompt), the "
-                   f"base answers {fg['base_correct']} correctly; the tuned model still answers <b>{fg['kept']} of those ({fg['kept_share']:.0f}%, 95% interval "
+                   f"base answers {fg['base_correct']} correctly; the tuned model still answers "
+                   f"<b>{fg['kept']} of those ({fg['kept_share']:.0f}%, 95% interval "
                    f"{low:.0f}–{high:.0f})</b>, and {fg['tuned_correct']} in all. The guard (--guard, on by default) "
                    "replays the base's own general answers in training to keep this high.</p>")
         if (floor := fg.get("floor") or {}).get("kept_share") is not None:
