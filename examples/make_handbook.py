@@ -15,7 +15,8 @@ import json
 import random
 from pathlib import Path
 
-from handbook_text import CHAPTERS, INTRODUCTION, PROCEDURES
+from handbook_facts import CHAPTERS
+from handbook_procedures import INTRODUCTION, PROCEDURES
 
 HERE = Path(__file__).parent / "handbook"
 SYSTEM = "You are the Orbitask help assistant. Answer in one or two sentences."
