@@ -151,6 +151,9 @@ class TrainConfig:
                                    "fewer for tiny data sets so an epoch still has ~10 steps.", default=None)
     patience: int = _help("Stop after this many validations without a better validation loss.", default=3)
     evals_per_epoch: int = _help("Validations per epoch; the best one is kept.", default=2)
+    plateau: float = _help("Keep the latest validation whose loss is within this share of the lowest (0.01: 1%), "
+                           "not the first: on a flat validation loss the later weights have seen more of the task. "
+                           "0 keeps the lowest.", default=0.01)
     warmup_ratio: float = _help("Share of steps spent warming the learning rate up.", default=0.05)
     weight_decay: float = _help("AdamW weight decay on the LoRA weights.", default=0.0)
     seed: int = _help("Seed for the split, the data order and the LoRA initialisation.", default=0)
@@ -192,6 +195,8 @@ class TrainConfig:
             problems.append(f"batch_size={self.batch_size} must be at least 1")
         if self.patience < 1:
             problems.append(f"patience={self.patience} must be at least 1")
+        if not 0 <= self.plateau < 0.1:
+            problems.append(f"plateau={self.plateau} must be in [0, 0.1): a share of the lowest validation loss")
         if self.evals_per_epoch < 1:
             problems.append(f"evals_per_epoch={self.evals_per_epoch} must be at least 1")
         if not 0 <= self.warmup_ratio < 1:

@@ -270,8 +270,8 @@ def _train_in(run_dir: Path, model, tokenizer, base, prep: Prepared, train_cfg: 
         return Run(run_dir, {}, result)
     speed = result.trained_tokens / max(result.seconds, 1e-9)
     best = None if result.best_valid_loss is None else round(result.best_valid_loss, 4)
-    console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); best valid loss "
-                  f"{best} at step {result.best_step}{' (stopped early)' if result.stopped_early else ''}")
+    console.print(f"trained {result.steps} steps in {result.seconds:.0f}s ({speed:.0f} tokens/s); lowest valid loss "
+                  f"{best}, weights of step {result.best_step} kept{' (stopped early)' if result.stopped_early else ''}")
     if classify and result.best_step == 0:
         console.print("kept the frozen encoder with its fitted head (step 0): fine-tuning the encoder never lowered "
                       "the validation loss below it")

@@ -30,6 +30,37 @@ def lora_fit(model, train, valid, cfg, tok, **kw):
     return fit(model, train, valid, cfg, **lora.batching(tok.pad_token_id), **kw)
 
 
+@pytest.mark.parametrize("plateau, kept", [(0.01, 4), (0.0, 2)])
+def test_on_a_flat_validation_loss_the_latest_validation_near_the_lowest_is_kept(plateau, kept):
+    """Scripted validation losses 2.0, 1.0, 1.005, 1.5, 1.6 (steps 0, 2, 4, 6, 8): within 1% of the lowest,
+    step 4's weights are kept; with plateau 0, the lowest's (step 2). Patience counts from the lowest."""
+    import torch
+
+    class Toy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+    scripted = iter([2.0, 1.0, 1.005, 1.5, 1.6, 1.7])
+
+    def loss(model, batch):
+        if model.training:  # a constant gradient: the weight moves at every step, so it tells the steps apart
+            return -model.w.sum(), 1, 0
+        return torch.tensor(next(scripted)), 1, 0
+
+    seen = {}
+    model = Toy()
+    cfg = TrainConfig(epochs=3, learning_rate=0.1, batch_size=1, patience=3, evals_per_epoch=2, bf16=False,
+                      plateau=plateau)
+    result = fit(model, [0, 1, 2, 3], [0], cfg, loss=loss, units=lambda row: 1, length=lambda row: 1,
+                 collate=lambda rows: {"attention_mask": torch.ones(len(rows), 1)},
+                 on_val_report=lambda r: seen.__setitem__(r["step"], model.w.item()))
+    assert sorted(seen) == [0, 2, 4, 6, 8] and result.stopped_early  # three validations above the lowest
+    assert len(set(seen.values())) == 5  # every validation saw different weights
+    assert result.best_valid_loss == 1.0 and result.best_step == kept
+    assert model.w.item() == seen[kept]
+
+
 def test_fit_restores_the_best_checkpoint_not_the_last(tiny_base):
     cfg = TrainConfig(base=str(tiny_base), epochs=6, learning_rate=1e-2, batch_size=4, patience=100,
                       evals_per_epoch=2, bf16=False)

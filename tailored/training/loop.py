@@ -33,7 +33,7 @@ Loss = Callable[[object, dict], tuple[torch.Tensor, int, int]]
 class FitResult:
     history: list[dict] = field(default_factory=list)  # one entry per train step and per validation
     best_valid_loss: float | None = None
-    best_step: int = 0
+    best_step: int = 0  # the step whose weights are kept (the latest within `plateau` of the lowest loss)
     steps: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
@@ -89,8 +89,9 @@ def fit(
       many a row adds (its labelled tokens, or 1 for a classifier row), so a step's loss is the mean over
       the batch. The history carries each step's and each validation's accuracy beside the loss.
     - `kernels(model, bf16)` is a context that speeds training up without changing what is computed.
-    - The best weights by validation loss are kept (not the last); training stops after `patience`
-      validations without improvement. With no validation data, the last weights are the result.
+    - The best weights by validation loss are kept (not the last): those of the latest validation within
+      `cfg.plateau` of the lowest. Training stops after `patience` validations without a new lowest.
+      With no validation data, the last weights are the result.
     - With `checkpoint_dir`, a checkpoint is written at every validation and epoch end, and the newest
       complete one found there is resumed from exactly: weights, optimizer, schedule, RNG and data position.
     - Under torchrun (`ranks`), each rank runs its share of every global batch and the gradients are
@@ -181,10 +182,13 @@ def fit(
                 if evaluated:
                     valid_loss, improved = run_validation(step, entry["epoch"])
                     if improved:
-                        result.best_valid_loss, result.best_step, bad_evals = valid_loss, step, 0
-                        best_state = checkpoint.trainable_state(model)
+                        result.best_valid_loss, bad_evals = valid_loss, 0
                     else:
                         bad_evals += 1
+                    # On a flat stretch the later weights have seen more of the task: keep the latest
+                    # validation near the lowest, not the first (patience still counts from the lowest).
+                    if valid_loss <= result.best_valid_loss * (1 + cfg.plateau):
+                        result.best_step, best_state = step, checkpoint.trainable_state(model)
                 if checkpoint_dir and (evaluated or epoch_end) and not last_step:
                     next_batch = (epoch + 1, 0) if epoch_end else (epoch, index + 1)
                     snap = checkpoint.snapshot(model, optimizer, best_state)  # every rank: gathers FSDP shards
