@@ -141,3 +141,14 @@ def test_the_forgetting_section_sets_the_kept_share_beside_the_base_s_own_noise_
     assert "keeps 48 of its 61 right answers (79%, 69–89)" in html and general.NEUTRAL_SYSTEM in html
     without = "".join(report._review_html({"forgetting": {k: v for k, v in fg.items() if k != "floor"}}))
     assert "For scale" not in without and "46 of those" in without
+
+
+def test_the_looping_section_shows_both_counts_the_warning_and_an_example():
+    from tailored.evaluation import review
+
+    rows = [{"line": 4, "prompt": "Summarise <this>", "base": "ok", "tuned": "A tells B that " * 3}]
+    html = "".join(report._review_html({"repetition": review.repetition(rows)}))
+    assert "1 of 1 tuned answers repeat a phrase back to back (the base: 0)" in html
+    assert "Summarise &lt;this&gt;" in html and "<b>repeats</b> a tells b that" in html and 'class="warn"' in html
+    quiet = review.repetition([{"line": 1, "prompt": "p", "base": "fine", "tuned": "fine"}])
+    assert "Looping answers" not in "".join(report._review_html({"repetition": quiet}))

@@ -1,4 +1,4 @@
-"""Slices, memorisation and the gate, on hand-made rows with hand-computed answers."""
+"""Slices, memorisation, looping answers and the gate, on hand-made rows with hand-computed answers."""
 
 from __future__ import annotations
 
@@ -39,6 +39,18 @@ def test_memorisation_counts_verbatim_near_and_wrong_copies():
     assert (out["verbatim"], out["near"], out["wrong_copies"]) == (2, 1, 2)
     assert out["verbatim_share"] == 50.0 and out["wrong_copy_share"] == 50.0
     assert out["warning"] and [e["verbatim"] for e in out["examples"]] == [True, False]
+
+
+def test_looping_answers_are_counted_for_both_models_and_short_repeats_are_not_loops():
+    rows = [row("x", "A tells B that A tells B that A tells B that", base="a fine summary", line=1),
+            row("x", "hotel hotel hotel hotel hotel hotel", base="hotel hotel hotel hotel hotel hotel", line=2),
+            row("x", "no no no", base="the the the the the", line=3)]  # 3 and 5 words: answers, not loops
+    rep = review.repetition(rows)
+    assert (rep["rows"], rep["tuned"], rep["base"]) == (3, 2, 1)
+    assert [e["run"] for e in rep["examples"]] == ["a tells b that", "hotel"]
+    assert rep["warning"].startswith("2 of 3 tuned answers repeat a phrase back to back (the base: 1)")
+    assert review.loops("the the the the the the") == "the" and review.loops("no no no") is None
+    assert review.repetition(rows[1:])["warning"] is None  # no more loops than the base had
 
 
 def test_gate_fails_only_beyond_the_interval_and_under_floors():

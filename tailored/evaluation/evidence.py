@@ -1,4 +1,4 @@
-"""Everything evaluation shows beyond the headline table: held-out loss, slices, memorisation, forgetting, gate.
+"""Everything evaluation shows beyond the headline table: held-out loss, slices, memorisation, loops, forgetting, gate.
 
 `assess` (the comparison, then `gather`) is called by both `tailor train` and `tailor eval`, so a run's
 report and a later evaluation show the same evidence.
@@ -74,6 +74,8 @@ def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, tr
         evidence["loss"] = heldout_loss(model, tokenizer, examples[: len(comparison.rows)], bf16, base_model)
         if cfg.forgetting:
             evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers)
+    if comparison.task != "label":
+        evidence["repetition"] = review.repetition(comparison.rows)
     if comparison.task != "label" and train_targets:
         evidence["memorisation"] = review.memorisation(comparison.rows, train_targets)
         evidence["knowledge_gap"] = review.knowledge_gap(comparison.rows, train_targets + (train_prompts or []))
@@ -105,6 +107,11 @@ def print_evidence(evidence: dict, console) -> None:
                       f"{mem['wrong_copies']} copies do not fit their row")
         if mem["warning"]:
             console.print(f"[yellow]warning[/yellow] {escape(mem['warning'])}")
+    if (rep := evidence.get("repetition")) and rep["tuned"]:
+        console.print(f"looping answers: {rep['tuned']} of {rep['rows']} tuned answers repeat a phrase back to back "
+                      f"(the base: {rep['base']})")
+        if rep["warning"]:
+            console.print(f"[yellow]warning[/yellow] {escape(rep['warning'])}")
     if (fg := evidence.get("forgetting")) and fg["kept_share"] is not None:
         floor = fg.get("floor") or {}
         colour = "yellow" if below_floor(fg) else "dim"

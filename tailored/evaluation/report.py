@@ -274,6 +274,14 @@ def _review_html(review: dict) -> list[str]:
             out.append(f'<p class="warn">{h(mem["warning"])}</p>')
         out.extend(f"<p class='card'>line {e['line']}: {h(e['prompt'])}<br><b>tuned</b> {h(e['tuned'])}<br>"
                    f"<b>expected</b> {h(e['expected'])}</p>" for e in mem["examples"])
+    if (rep := review.get("repetition")) and (rep["tuned"] or rep["base"]):
+        out.append(f"<h2>Looping answers</h2><p>{rep['tuned']} of {rep['rows']} tuned answers repeat a phrase back to "
+                   f"back (the base: {rep['base']}). Greedy decoding can loop until the token limit; validation loss "
+                   "does not see it.</p>")
+        if rep["warning"]:
+            out.append(f'<p class="warn">{h(rep["warning"])}</p>')
+        out.extend(f"<p class='card'>line {e['line']}: {h(e['prompt'])}<br><b>tuned</b> {h(e['tuned'])}<br>"
+                   f"<b>repeats</b> {h(e['run'])}</p>" for e in rep["examples"])
     if (gap := review.get("knowledge_gap")) and gap["flagged"]:
         out.append(f"<h2>Knowledge gap</h2><p>{gap['gap_rows']} of {gap['rows']} expected answers rest on words "
                    "found neither in their question nor anywhere in the training data. Tuning cannot teach facts "

@@ -1,4 +1,4 @@
-"""Checks beyond the headline metric: per-slice numbers, memorisation, forgetting, and the pass/fail gate."""
+"""Checks beyond the headline metric: per-slice numbers, memorisation, looping answers, forgetting, and the gate."""
 
 from __future__ import annotations
 
@@ -71,6 +71,45 @@ def memorisation(rows: list[dict], train_targets: list[str], n: int = NEAR_COPY_
             "wrong_copy_share": 100.0 * wrong / total, "ngram_words": n, "examples": shown,
             "warning": (f"{wrong} of {len(rows)} held-out answers copy training text that does not fit the row — "
                         "the model may be reciting, not answering" if wrong / total >= 0.1 else None)}
+
+
+LOOP_REPEATS = 3  # a run of words said this many times back to back...
+LOOP_WORDS = 6  # ...covering at least this many words is a loop ("no no no" is an answer, not a loop)
+LOOP_UNIT = 10  # the longest run looked for, in words
+
+
+def loops(text: str) -> str | None:
+    """The run of words `text` repeats back to back (greedy decoding's failure mode), or None."""
+    words = normalise(text).split()
+    for unit in range(1, LOOP_UNIT + 1):
+        for start in range(len(words) - unit * LOOP_REPEATS + 1):
+            run, times = words[start : start + unit], 1
+            while words[start + times * unit : start + (times + 1) * unit] == run:
+                times += 1
+            if times >= LOOP_REPEATS and times * unit >= LOOP_WORDS:
+                return " ".join(run)
+    return None
+
+
+def repetition(rows: list[dict], examples: int = 3) -> dict:
+    """Held-out answers that loop, the base's and the tuned model's.
+
+    Validation loss does not see loops: a tuned model can score a good loss while some greedy answers
+    repeat a phrase until the token limit. Counted for both models, so a loop the base had is not
+    blamed on tuning.
+    """
+    base = sum(loops(r["base"]) is not None for r in rows)
+    shown, tuned = [], 0
+    for row in rows:
+        if (run := loops(row["tuned"])) is not None:
+            tuned += 1
+            if len(shown) < examples:
+                shown.append({"line": row["line"], "prompt": row["prompt"], "tuned": row["tuned"], "run": run})
+    share = 100.0 * tuned / max(len(rows), 1)
+    return {"rows": len(rows), "base": base, "tuned": tuned, "tuned_share": share, "examples": shown,
+            "warning": (f"{tuned} of {len(rows)} tuned answers repeat a phrase back to back (the base: {base}), "
+                        f"e.g. “{shown[0]['run']}” — a validation loss cannot see this; fewer epochs, more data or "
+                        "a lower learning rate may help" if tuned > base and share >= 5 else None)}
 
 
 GAP_ROW_WORDS = 2  # a held-out answer with this many unseen content words depends on facts not in training
