@@ -76,9 +76,9 @@ def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, tr
             evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers)
     if comparison.task != "label":
         evidence["repetition"] = review.repetition(comparison.rows)
-    if comparison.task != "label" and train_targets:
-        evidence["memorisation"] = review.memorisation(comparison.rows, train_targets)
-        evidence["knowledge_gap"] = review.knowledge_gap(comparison.rows, train_targets + (train_prompts or []))
+        if train_targets:
+            evidence["memorisation"] = review.memorisation(comparison.rows, train_targets)
+            evidence["knowledge_gap"] = review.knowledge_gap(comparison.rows, train_targets + (train_prompts or []))
     if cfg.slice_by:
         if not any(cfg.slice_by in r.get("extra", {}) for r in comparison.rows):
             have = sorted({k for r in comparison.rows for k in r.get("extra", {})})
