@@ -2,11 +2,17 @@
 
 Two parts, both needing no data from the user and no network:
 
-- `add_replay` mixes the untuned base's own answers to bundled general requests into training, as
-  `--guard` of the rows (`evaluation/general.py` answers and caches them);
+- `add_replay` mixes the untuned base's own answers into training, as `--guard` of the rows: half to
+  bundled general requests (`evaluation/general.py` answers and caches them), half to the task's own
+  training inputs asked without their system prompt (`plain_examples`);
 - `data.prepare.give_task_prompt` (called by `pipeline.prepare_data` when `guarded`) gives rows that
   have no system prompt tailored's own, since the replayed rows have none either and a model that
   cannot tell the two apart answers a plain question in the task's form.
+
+Why the task's own inputs: with general requests alone, a model tuned on short requests turned into
+JSON (nlupp_slots) still answered general requests in JSON, since the content of a row told it more
+than the system prompt did. The same inputs with and without the prompt, answered two ways, leave
+the prompt as the only switch.
 
 Validation and held-out rows stay task-only, so the scores still measure the task; the general
 check (`evaluation/general.py`) measures what was kept.
@@ -14,8 +20,11 @@ check (`evaluation/general.py`) measures what was kept.
 
 from __future__ import annotations
 
+import random
+
 from tailored.config import DataConfig, TrainConfig
 from tailored.data.encode import TemplateError, encode_many, stop_token_ids
+from tailored.data.formats import Example
 from tailored.data.prepare import Prepared
 from tailored.device import device_of, generation_bf16
 from tailored.evaluation import general
@@ -26,16 +35,30 @@ def guarded(task: str, method: str, data_cfg: DataConfig) -> bool:
     return task == "generate" and method != "dpo" and data_cfg.guard > 0
 
 
+def plain_examples(model, tokenizer, fingerprint: str, examples: list[Example], n: int, seed: int,
+                   bf16: bool = False) -> list[Example]:
+    """Up to `n` of the task's training conversations (seeded sample) without their system prompt, answered
+    by `model`, the untuned base; conversations that have no system prompt to take away are not used."""
+    prompted = [ex for ex in examples if any(t["role"] == "system" for t in ex.prompt)]
+    chosen = random.Random(seed).sample(prompted, min(n, len(prompted)))
+    conversations = [[t for t in ex.prompt if t["role"] != "system"] for ex in chosen]
+    answers = general.base_replies(model, tokenizer, fingerprint, conversations, bf16)
+    return [Example(c + [{"role": "assistant", "content": a}], "(plain task input, base reply)", i + 1)
+            for i, (c, a) in enumerate(zip(conversations, answers)) if a]
+
+
 def add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, train_cfg: TrainConfig) -> None:
-    """The untuned base's own answers to general requests, as `data_cfg.guard` of the training rows.
+    """The untuned base's own answers, as `data_cfg.guard` of the training rows: half to general requests,
+    half to the task's inputs without their system prompt (all general ones when no row has a system prompt).
 
     Rows are ours, not the user's, so one over a --max-length the user set is simply not used.
     """
     n_task = len(prep.train_encoded)
     wanted = round(data_cfg.guard / (1 - data_cfg.guard) * n_task)
-    rows = general.replay_examples(model, tokenizer, base.fingerprint(), wanted, train_cfg.seed,
-                                   generation_bf16(train_cfg.bf16, device_of(model)))
-    encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in rows], stop_token_ids(tokenizer))
+    bf16 = generation_bf16(train_cfg.bf16, device_of(model))
+    plain = plain_examples(model, tokenizer, base.fingerprint(), prep.train_examples, wanted // 2, train_cfg.seed, bf16)
+    rows = general.replay_examples(model, tokenizer, base.fingerprint(), wanted - len(plain), train_cfg.seed, bf16)
+    encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in rows + plain], stop_token_ids(tokenizer))
                if not isinstance(e, TemplateError) and e.trainable
                and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]
     prep.train_encoded = prep.train_encoded + encoded

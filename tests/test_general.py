@@ -107,7 +107,8 @@ def test_replay_rows_are_the_base_s_finished_answers_cached_and_seeded(tiny_base
 
 
 def test_train_mixes_the_guard_in_without_changing_the_task_s_schedule(tiny_base, tmp_path, monkeypatch):
-    """The guard's rows are 20% of training; epochs and batch size still come from the task's rows alone."""
+    """The guard's rows are 20% of training, half general replay and half the task's inputs without the task
+    prompt; epochs and batch size still come from the task's rows alone."""
     import json
 
     import tailored
@@ -124,6 +125,13 @@ def test_train_mixes_the_guard_in_without_changing_the_task_s_schedule(tiny_base
                 for i in range(n)]
 
     monkeypatch.setattr(general, "replay_examples", fake_replay)
+    plain_asked = []
+
+    def fake_replies(model, tok, fingerprint, conversations, bf16=False):
+        plain_asked.append(conversations)
+        return [f"the base's reply to {c[-1]['content']}" for c in conversations]
+
+    monkeypatch.setattr(general, "base_replies", fake_replies)
     data = write_jsonl(tmp_path / "d.jsonl", yes_rows(100))
     runs = []
     for guard in (0.2, 0.0):
@@ -133,8 +141,11 @@ def test_train_mixes_the_guard_in_without_changing_the_task_s_schedule(tiny_base
         config = json.loads((run.path / "config.json").read_text())
         runs.append((profile, config, json.loads((run.path / "run.json").read_text())))
     (on, on_cfg, on_run), (off, off_cfg, off_run) = runs
-    assert asked == [round(0.2 / 0.8 * 90)]  # 90 task rows after the validation split; off: never asked
-    assert on["guard_rows"] == asked[0] and off["guard_rows"] == 0
+    wanted = round(0.2 / 0.8 * 90)  # 90 task rows after the validation split; off: never asked
+    assert len(plain_asked) == 1 and len(plain_asked[0]) == wanted // 2 and asked == [wanted - wanted // 2]
+    assert all(len(c) == 1 and c[0]["role"] == "user" and c[0]["content"].startswith("question number")
+               for c in plain_asked[0])  # the task's own inputs, without the system prompt the task rows got
+    assert on["guard_rows"] == wanted and off["guard_rows"] == 0
     assert on["train_rows"] == off["train_rows"] == 90  # the task's rows; the guard's are counted apart
     assert on_cfg["train"]["epochs"] == off_cfg["train"]["epochs"]
     assert on_cfg["train"]["batch_size"] == off_cfg["train"]["batch_size"]
@@ -191,3 +202,37 @@ def test_tailored_s_prompt_is_not_an_edit_of_the_row(tmp_path):
     assert data_diff(old, new)["unchanged"] == 3
     new[0].messages[0]["content"] = "a prompt the user wrote"  # the user's own system prompt is part of the input
     assert data_diff(old, new)["added"] == 1
+
+
+def test_plain_task_inputs_are_the_training_prompts_without_their_system_prompt_answered_by_the_base(tmp_path,
+                                                                                                      monkeypatch):
+    from tailored import guard
+    from tailored.data.formats import Example
+
+    def ex(i, system=True):
+        return Example(([{"role": "system", "content": "be terse"}] if system else [])
+                       + [{"role": "user", "content": f"input {i}"}, {"role": "assistant", "content": f"{{\"n\": {i}}}"}],
+                       "t.jsonl", i + 1)
+
+    examples = [ex(i) for i in range(10)] + [ex(i, system=False) for i in range(10, 14)]
+    asked = []
+
+    def fake_replies(model, tok, fingerprint, conversations, bf16=False):  # "input 3" never finishes
+        asked.extend(conversations)
+        return [None if c[0]["content"] == "input 3" else "plain " + c[0]["content"] for c in conversations]
+
+    monkeypatch.setattr(general, "base_replies", fake_replies)
+    rows = guard.plain_examples(None, None, "fp", examples, 6, seed=0)
+    assert len(asked) == 6 and all(len(c) == 1 and c[0]["role"] == "user" for c in asked)
+    numbers = [int(c[0]["content"].split()[1]) for c in asked]
+    assert all(n < 10 for n in numbers) and len(set(numbers)) == 6  # rows without a system prompt have nothing to drop
+    assert len(rows) == 6 - (3 in numbers)  # an unfinished reply is left out, not cut
+    for row in rows:
+        assert row.messages == [{"role": "user", "content": row.messages[0]["content"]},
+                                {"role": "assistant", "content": "plain " + row.messages[0]["content"]}]
+    assert examples[0].messages[0]["role"] == "system"  # the user's rows are left as they were
+    again = []
+    monkeypatch.setattr(general, "base_replies", lambda m, t, f, c, b=False: again.extend(c) or ["x"] * len(c))
+    guard.plain_examples(None, None, "fp", examples, 6, seed=0)
+    assert again == asked  # seeded
+    assert len(guard.plain_examples(None, None, "fp", examples, 100, seed=0)) == 10  # at most every prompted row

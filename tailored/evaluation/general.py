@@ -100,24 +100,29 @@ def noise_floor(base_answers: list[str], base_neutral: list[str], items: list[Qu
 
 
 def replay_examples(model, tokenizer, fingerprint: str, n: int, seed: int, bf16: bool = False) -> list[Example]:
-    """`n` general conversations (at most all of them) answered by `model`, the untuned base, in seeded order.
-
-    The answers are computed once per base and prompt set, then read from the cache.
-    """
+    """`n` general conversations (at most all of them) answered by `model`, the untuned base, in seeded order."""
     prompts = replay_prompts()
-    key = hashlib.sha256(("\n".join(prompts) + f"|{REPLAY_ANSWER_TOKENS}").encode()).hexdigest()[:12]
-    path = cache_dir() / "replay" / f"{fingerprint[:16]}-{key}.jsonl"
-    if path.exists():
-        answers = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-    else:
-        texts = [render_prompt(tokenizer, [{"role": "user", "content": p}]) for p in prompts]
-        ids = generate_ids(model, tokenizer, texts, REPLAY_ANSWER_TOKENS, 16, bf16)
-        stops = stop_token_ids(tokenizer, model)
-        finished = [bool(row) and row[-1] in stops for row in ids]
-        answers = [a if done else None for a, done in zip(decode_answers(tokenizer, ids), finished)]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(path, "".join(json.dumps(a) + "\n" for a in answers))
+    conversations = [[{"role": "user", "content": p}] for p in prompts]
+    answers = base_replies(model, tokenizer, fingerprint, conversations, bf16)
     rows = [Example([{"role": "user", "content": p}, {"role": "assistant", "content": a}], "(general replay)", i + 1)
             for i, (p, a) in enumerate(zip(prompts, answers)) if a]
     random.Random(seed).shuffle(rows)
     return rows[:n]
+
+
+def base_replies(model, tokenizer, fingerprint: str, conversations: list[list[dict]], bf16: bool = False) -> list:
+    """`model`'s (the untuned base's) greedy reply to each conversation, or None where it did not finish within
+    REPLAY_ANSWER_TOKENS (left out, never cut). Computed once per base and set of conversations, then read
+    from the cache, which is also how the other ranks of a distributed run get rank 0's answers."""
+    texts = [render_prompt(tokenizer, c) for c in conversations]
+    key = hashlib.sha256(("\n".join(t for t in texts) + f"|{REPLAY_ANSWER_TOKENS}").encode()).hexdigest()[:12]
+    path = cache_dir() / "replay" / f"{fingerprint[:16]}-{key}.jsonl"
+    if path.exists():
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    ids = generate_ids(model, tokenizer, texts, REPLAY_ANSWER_TOKENS, 16, bf16)
+    stops = stop_token_ids(tokenizer, model)
+    finished = [bool(row) and row[-1] in stops for row in ids]
+    answers = [a if done else None for a, done in zip(decode_answers(tokenizer, ids), finished)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, "".join(json.dumps(a) + "\n" for a in answers))
+    return answers
