@@ -236,3 +236,37 @@ def test_plain_task_inputs_are_the_training_prompts_without_their_system_prompt_
     guard.plain_examples(None, None, "fp", examples, 6, seed=0)
     assert again == asked  # seeded
     assert len(guard.plain_examples(None, None, "fp", examples, 100, seed=0)) == 10  # at most every prompted row
+
+
+def test_general_answers_in_the_task_s_json_form_are_counted_for_json_tasks_only():
+    n = len(general.questions())
+    base = ["Paris."] * n
+    tuned = ["Paris."] * n
+    tuned[0] = '{"domain": "banking", "intents": ["repeat"], "slots": {}}'
+    tuned[5] = '```json\n{"domain": "hotels"}\n```'
+    tuned[7] = '{"domain": '  # cut short: not an object, not counted
+    tuned[9] = '["a", "b"]'  # JSON, but not the task's form (an object)
+    json_targets = ['{"domain": "banking", "slots": {}}'] * 9 + ["a note"]
+    form = general.task_form(base, tuned, json_targets)
+    assert (form["base"], form["tuned"], form["questions"]) == (0, 2, n)
+    assert [e["prompt"] for e in form["examples"]] == [general.questions()[0].prompt, general.questions()[5].prompt]
+    assert general.task_form(base, tuned, ['{"a": 1}'] * 7 + ["x"] * 3) is None  # 70% JSON: not a JSON task
+    assert general.task_form(base, tuned, ["a summary"] * 10) is None and general.task_form(base, tuned, []) is None
+
+
+def test_the_console_warns_when_tuning_put_general_answers_in_the_task_s_form():
+    from rich.console import Console
+
+    from tailored.evaluation.evidence import print_evidence
+
+    def shown(tuned_json: int, base_json: int) -> str:
+        console = Console(record=True, width=400)
+        fg = {"questions": 129, "base_correct": 61, "tuned_correct": 60, "kept": 50, "kept_share": 82.0,
+              "kept_ci": [72.0, 90.0], "examples": [],
+              "task_form": {"form": "JSON object", "questions": 129, "base": base_json, "tuned": tuned_json,
+                            "examples": [{"prompt": "What is 6 times 7?", "tuned": '{"intents": []}'}]}}
+        print_evidence({"forgetting": fg}, console)
+        return console.export_text()
+
+    assert "11 of 129 general questions were answered in the task's form, a JSON object (the base: 0)" in shown(11, 0)
+    assert "task's form" not in shown(2, 0) and "task's form" not in shown(4, 4)

@@ -141,6 +141,11 @@ def test_the_forgetting_section_sets_the_kept_share_beside_the_base_s_own_noise_
     assert "keeps 48 of its 61 right answers (79%, 69–89)" in html and general.NEUTRAL_SYSTEM in html
     without = "".join(report._review_html({"forgetting": {k: v for k, v in fg.items() if k != "floor"}}))
     assert "For scale" not in without and "46 of those" in without
+    assert "task's form" not in html  # not a JSON task: task_form absent
+    fg["task_form"] = {"form": "JSON object", "questions": 129, "base": 0, "tuned": 11,
+                       "examples": [{"prompt": "Sort these numbers: 3, 1, 2.", "tuned": '{"intents": ["sort"]}'}]}
+    html = "".join(report._review_html({"forgetting": fg}))
+    assert "<b>11 of 129</b> general questions (the base: 0)" in html and "{&quot;intents&quot;" in html
 
 
 def test_the_looping_section_shows_both_counts_the_warning_and_an_example():

@@ -22,6 +22,7 @@ from tailored.models.scoring import mean_token_loss
 
 
 KEPT_WELL = 90.0  # without a noise floor, under this share kept (the interval's low end) is said in colour
+TASK_FORM_WARN = 3  # general answers in the task's form (more than the base's) at which the console warns
 
 
 def below_floor(fg: dict) -> bool:
@@ -44,15 +45,18 @@ def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_mod
             "tuned_perplexity": math.exp(min(tuned, 50)), "rows": len(encoded)}
 
 
-def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=None) -> dict:
-    """The general-ability check (evaluation/general.py) for base and tuned: the share of kept answers, and
-    the share the base itself keeps under a neutral system prompt (the measure's noise floor)."""
+def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=None,
+                    train_targets: list[str] = ()) -> dict:
+    """The general-ability check (evaluation/general.py) for base and tuned: the share of kept answers, the
+    share the base itself keeps under a neutral system prompt (the measure's noise floor), and, for a task
+    whose answers are JSON, how many general answers came back in that form."""
     with (nullcontext() if base_model is not None else model.disable_adapter()):
         untuned = base_model if base_model is not None else model
         base = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers)
         neutral = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=general.NEUTRAL_SYSTEM)
     tuned = general.answer_questions(model, tokenizer, bf16)
-    return {**general.retention(base, tuned), "floor": general.noise_floor(base, neutral)}
+    return {**general.retention(base, tuned), "floor": general.noise_floor(base, neutral),
+            "task_form": general.task_form(base, tuned, list(train_targets))}
 
 
 def choose_primary(comparison: Comparison, metric: str | None) -> None:
@@ -73,7 +77,7 @@ def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, tr
     if model is not None and examples:
         evidence["loss"] = heldout_loss(model, tokenizer, examples[: len(comparison.rows)], bf16, base_model)
         if cfg.forgetting:
-            evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers)
+            evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers, train_targets)
     if comparison.task != "label":
         evidence["repetition"] = review.repetition(comparison.rows)
         if train_targets:
@@ -122,6 +126,11 @@ def print_evidence(evidence: dict, console) -> None:
                           f"; the untuned base itself keeps {floor['kept_share']:.0f}% of them when only a neutral "
                           f"system prompt is added, the measure's noise floor" if floor.get("kept_share") is not None
                           else "") + f"[/{colour}]")
+        if (form := fg.get("task_form")) and form["tuned"] > form["base"] and form["tuned"] >= TASK_FORM_WARN:
+            console.print(f"[yellow]warning[/yellow] {form['tuned']} of {form['questions']} general questions were "
+                          f"answered in the task's form, a {form['form']} (the base: {form['base']}), e.g. "
+                          f"“{escape(form['examples'][0]['prompt'])}” → {escape(form['examples'][0]['tuned'][:80])}: "
+                          "the model treats requests that are not the task as the task")
     if sl := evidence.get("slices"):
         for value, s in sl["slices"].items():
             note = " [red]below overall[/red]" if s["flagged"] else " (too few rows to judge)" if s["too_small"] else ""

@@ -27,7 +27,7 @@ from tailored import atomic
 from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.data.formats import Example
 from tailored.evaluation.generate import ROWS, decode_answers, generate, generate_ids
-from tailored.evaluation.metrics import bootstrap
+from tailored.evaluation.metrics import bootstrap, parse_object
 from tailored.models.bases import cache_dir
 
 HERE = Path(__file__).parent / "general"
@@ -78,6 +78,22 @@ def retention(base_answers: list[str], tuned_answers: list[str], items: list[Que
             "kept": int(kept.sum()), "kept_share": share, "kept_ci": interval,
             "examples": [{"prompt": items[i].prompt, "expected": " / ".join(items[i].accept),
                           "base": base_answers[i], "tuned": tuned_answers[i]} for i in lost[:5]]}
+
+
+JSON_TASK = 0.8  # the share of training answers that are JSON objects for the task's form to be JSON
+
+
+def task_form(base_answers: list[str], tuned_answers: list[str], train_targets: list[str]) -> dict | None:
+    """General questions answered in the task's JSON form, by base and tuned; None when the task's answers are not
+    JSON objects. Forgetting that a kept share hides: a model that answers "What is 6 times 7?" with
+    `{"intents": [...]}` has learned that every request is the task's, whatever it still knows."""
+    if not train_targets or sum(parse_object(t) is not None for t in train_targets) < JSON_TASK * len(train_targets):
+        return None
+    items = questions()
+    tuned = [i for i, a in enumerate(tuned_answers) if parse_object(a) is not None]
+    return {"form": "JSON object", "questions": len(tuned_answers),
+            "base": sum(parse_object(a) is not None for a in base_answers), "tuned": len(tuned),
+            "examples": [{"prompt": items[i].prompt, "tuned": tuned_answers[i]} for i in tuned[:3]]}
 
 
 def answer_questions(model, tokenizer, bf16: bool, batch_size: int = ROWS, cache=None,

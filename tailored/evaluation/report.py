@@ -305,6 +305,12 @@ def _review_html(review: dict) -> list[str]:
                        "forgetting.</p>")
         out.extend(f"<p class='card'><b>{h(e['prompt'])}</b> (expected {h(e['expected'])})<br>base: {h(e['base'])}"
                    f"<br>tuned: {h(e['tuned'])}</p>" for e in fg["examples"][:3])
+        if (form := fg.get("task_form")) is not None:
+            out.append(f"<p>Answered in the task's form (a {form['form']}): <b>{form['tuned']} of {form['questions']}"
+                       f"</b> general questions (the base: {form['base']}). A model that answers requests that are "
+                       "not the task in the task's form has learned that every request is the task's.</p>")
+            out.extend(f"<p class='card'><b>{h(e['prompt'])}</b><br>tuned: {h(e['tuned'])}</p>"
+                       for e in form["examples"][:2])
     return out
 
 
