@@ -85,9 +85,10 @@ class DataConfig:
                           "question go into its system message, in training, evaluation and every answer, so the "
                           "model answers from them. The run keeps the passages (retrieval.sqlite); 0 turns it off.",
                           default=3)
-    guard: float = _help("Share of training rows that replay the base model's own answers to general requests "
-                         "(written for tailored, bundled), so tuning keeps what the base knew. 0 turns the guard "
-                         "off. Generating models only.", default=0.2)
+    guard: float = _help("Share of training rows that replay the base model's own answers, half to general "
+                         "requests (written for tailored, bundled) and half to your inputs without the task's "
+                         "system prompt, so tuning keeps what the base knew. 0 turns the guard off. Generating "
+                         "models only.", default=0.2)
 
     @property
     def mix_file(self) -> str | None:

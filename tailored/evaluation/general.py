@@ -131,7 +131,7 @@ def base_replies(model, tokenizer, fingerprint: str, conversations: list[list[di
     REPLAY_ANSWER_TOKENS (left out, never cut). Computed once per base and set of conversations, then read
     from the cache, which is also how the other ranks of a distributed run get rank 0's answers."""
     texts = [render_prompt(tokenizer, c) for c in conversations]
-    key = hashlib.sha256(("\n".join(t for t in texts) + f"|{REPLAY_ANSWER_TOKENS}").encode()).hexdigest()[:12]
+    key = hashlib.sha256(("\n".join(texts) + f"|{REPLAY_ANSWER_TOKENS}").encode()).hexdigest()[:12]
     path = cache_dir() / "replay" / f"{fingerprint[:16]}-{key}.jsonl"
     if path.exists():
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

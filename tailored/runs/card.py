@@ -62,8 +62,8 @@ def render(run_dir: Path) -> str:
                    "message (`retrieval.sqlite`): `tailor predict`, `chat`, `serve` and `load()` add them; a merged "
                    "or GGUF export holds the weights only, so ask it with the passages yourself")
     if profile.get("guard_rows"):
-        out.append(f"- plus {profile['guard_rows']} of the base's own answers to general requests and to the task's inputs without "
-                   "the task prompt (the forgetting guard)")
+        out.append(f"- plus {profile['guard_rows']} of the base's own answers to general requests and to the task's "
+                   "inputs without the task prompt (the forgetting guard)")
     if tokens := profile.get("tokens_per_example"):
         out.append(f"- tokens per example: median {tokens['median']}, max {tokens['max']}")
     if profile.get("labels"):
