@@ -34,9 +34,12 @@ def train_args(tiny_base, data, runs, lr: str = "1e-2") -> list[str]:
 
 # Full fine-tuning at a full fine-tuning rate (the default is 5e-5). Adam's first steps move every weight by
 # about the rate whatever its gradient's size, so a weight whose gradient is ~0 moves by +-rate on summation
-# noise alone; at 1e-2 that compounds past 1e-5 within a few steps (measured: 1.5e-5 at 1e-3, 2.6e-6 at 1e-4).
+# noise alone, and the gap between one process and FSDP grows with the rate. How far depends on the machine's
+# kernels: 2.6e-6 in the losses at 1e-4 where this was written; on a 2-core EPYC (avx512_bf16) 2.0e-5 in the
+# losses and 5.0e-5 in the weights at 1e-4, 4.8e-6 / 1.5e-5 at 3e-5, and 2.6e-6 / 5.0e-6 at 1e-5. The losses
+# still fall 7.37 -> 6.61 at 1e-5, and a missing or doubled reduction shows in the gradient norms either way.
 FULL = ["--method", "full"]
-FULL_RATE = "1e-4"
+FULL_RATE = "1e-5"
 
 
 def tailor(*args) -> subprocess.CompletedProcess:
