@@ -104,6 +104,8 @@ def test_replay_rows_are_the_base_s_finished_answers_cached_and_seeded(tiny_base
     assert [r.messages for r in general.replay_examples(model, tok, base.fingerprint(), 4, seed=2)] != \
         [r.messages for r in rows]
     assert all(e.trainable for e in encode_many(tok, [r.messages for r in again]))
+    general.replay_examples(model, tok, base.fingerprint(), 4, seed=1, bf16=True)  # greedy tokens differ in bf16
+    assert len(seen) == 24 and len(list((general.cache_dir() / "replay").glob("*.jsonl"))) == 2
 
 
 def test_train_mixes_the_guard_in_without_changing_the_task_s_schedule(tiny_base, tmp_path, monkeypatch):

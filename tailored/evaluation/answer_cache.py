@@ -25,16 +25,21 @@ from tailored.models.bases import cache_dir
 DECODE_VERSION = 1  # raise when a change to the decode path may change greedy tokens, so old answers are not reused
 
 
+def decode_scope(bf16: bool, device) -> list:
+    """What greedy tokens depend on besides the weights, the prompt and the budget: part of every cached answer's key."""
+    import torch
+    import transformers
+
+    return [bool(bf16), getattr(device, "type", str(device)), torch.__version__, transformers.__version__,
+            DECODE_VERSION]
+
+
 class BaseAnswers:
     """Greedy token ids of one untuned base, generated where missing and stored per prompt."""
 
     def __init__(self, fingerprint: str, bf16: bool, device, path: Path | None = None):
-        import torch
-        import transformers
-
         self.path = path or cache_dir() / "base_answers.sqlite"
-        self.scope = json.dumps([fingerprint, bool(bf16), getattr(device, "type", str(device)), torch.__version__,
-                                 transformers.__version__, DECODE_VERSION])
+        self.scope = json.dumps([fingerprint, *decode_scope(bf16, device)])
 
     @classmethod
     def of(cls, base, bf16: bool, device) -> BaseAnswers | None:

@@ -9,7 +9,7 @@ that they share no prompt and no topic):
 - `general/replay.txt`: 171 open requests (explain, list, write, advise; no sums and none of the
   checked facts). `replay_examples` answers them with the base model itself, greedily, and those
   conversations are mixed into training: the guard. It needs no data from the user and no network,
-  and costs one generation pass per base (cached by the base's file hash).
+  and costs one generation pass per base (cached by the base's file hash and the decode settings).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 from tailored import atomic
 from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.data.formats import Example
+from tailored.evaluation.answer_cache import decode_scope
 from tailored.evaluation.generate import ROWS, decode_answers, generate, generate_ids
 from tailored.evaluation.metrics import bootstrap, parse_object
 from tailored.models.bases import cache_dir
@@ -131,7 +132,10 @@ def base_replies(model, tokenizer, fingerprint: str, conversations: list[list[di
     REPLAY_ANSWER_TOKENS (left out, never cut). Computed once per base and set of conversations, then read
     from the cache, which is also how the other ranks of a distributed run get rank 0's answers."""
     texts = [render_prompt(tokenizer, c) for c in conversations]
-    key = hashlib.sha256(("\n".join(texts) + f"|{REPLAY_ANSWER_TOKENS}").encode()).hexdigest()[:12]
+    # bf16, the device and the decode path change greedy tokens too, so a cache written under other ones is not
+    # reused: two machines' caches once held 88 and 96 finished answers of 171, and their runs differed by points
+    scope = decode_scope(bf16, next(model.parameters()).device)
+    key = hashlib.sha256(json.dumps([texts, REPLAY_ANSWER_TOKENS, scope]).encode()).hexdigest()[:12]
     path = cache_dir() / "replay" / f"{fingerprint[:16]}-{key}.jsonl"
     if path.exists():
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
