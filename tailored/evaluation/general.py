@@ -26,6 +26,7 @@ import numpy as np
 from tailored import atomic
 from tailored.data.encode import render_prompt, stop_token_ids
 from tailored.data.formats import Example
+from tailored.device import device_of
 from tailored.evaluation.answer_cache import decode_scope
 from tailored.evaluation.generate import ROWS, decode_answers, generate, generate_ids
 from tailored.evaluation.metrics import bootstrap, parse_object
@@ -134,7 +135,7 @@ def base_replies(model, tokenizer, fingerprint: str, conversations: list[list[di
     texts = [render_prompt(tokenizer, c) for c in conversations]
     # bf16, the device and the decode path change greedy tokens too, so a cache written under other ones is not
     # reused: two machines' caches once held 88 and 96 finished answers of 171, and their runs differed by points
-    scope = decode_scope(bf16, next(model.parameters()).device)
+    scope = decode_scope(bf16, device_of(model))
     key = hashlib.sha256(json.dumps([texts, REPLAY_ANSWER_TOKENS, scope]).encode()).hexdigest()[:12]
     path = cache_dir() / "replay" / f"{fingerprint[:16]}-{key}.jsonl"
     if path.exists():
