@@ -30,7 +30,9 @@ def generation_bf16(setting: bool | None, device: torch.device) -> bool:
 
     On a 2-core CPU with native bf16 (2026-12-02), fp32 answered 60 support rows in 32.5 s batched against
     38.6 s under bf16 autocast, and 135.7 s against 204.9 s one at a time; and bf16's batched kernels gave a
-    row joining a running batch a different answer than alone, which the server promises it is not.
+    row joining a running batch a different answer than alone, which the server promises it is not. On a
+    CPU with AMX (2026-12-03, bench/bf16_answers.py) bf16 was 1.2-1.8x faster, but changed 30 of 60 of the
+    base's answers and gave 2-4 of 12 rows another answer alone than in the batch.
     Training keeps `choose_bf16`.
     """
     return device.type == "cuda" and choose_bf16(setting, device)
