@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tailored.data import load_dataset  # noqa: E402
 from tailored.data.encode import render_prompt  # noqa: E402
+from tailored.device import choose_bf16  # noqa: E402
 from tailored.evaluation.generate import generate_ids  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def main() -> None:
         model, tokenizer = load_causal_lm(base), load_tokenizer(base)
     rows = load_dataset(args.data).examples[: args.rows]
     texts = [render_prompt(tokenizer, ex.prompt) for ex in rows]
-    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    native = choose_bf16(None, torch.device("cpu"))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {native}, "
           f"{args.run or 'the base'}, {len(texts)} rows of {args.data}, at most {args.max_new_tokens} new tokens")
     timed(model, tokenizer, texts[:4], 8, False)  # warm both paths before timing

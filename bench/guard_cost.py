@@ -50,9 +50,7 @@ def main() -> None:
     ap.add_argument("--task", default="sgd_responses")
     ap.add_argument("--rows", type=int, default=1000)
     args = ap.parse_args()
-    file, kind, how, n_train, _ = quality.TASKS[args.task]
-    quality.TASKS[args.task] = (file, kind, how, n_train, args.rows)
-    train, test = quality.split_rows(args.task)
+    train, test = quality.split_rows(args.task, heldout_rows=args.rows)
     folder = Path(tempfile.mkdtemp(prefix="guard-cost-"))
     heldout = quality.write(folder / f"{args.task}.heldout.jsonl", test)
     trained = [json.dumps(r, sort_keys=True) for r in train]

@@ -51,8 +51,11 @@ TASKS = {
 }
 
 
-def split_rows(name: str, seed: int = 0) -> tuple[list[dict], list[dict]]:
+def split_rows(name: str, seed: int = 0, heldout_rows: int | None = None) -> tuple[list[dict], list[dict]]:
+    """The task's seeded training and held-out rows; `heldout_rows` takes more (or fewer) of the same held-out
+    order, whose first rows are the benchmark's own."""
     file, _, how, n_train, n_test = TASKS[name]
+    n_test = heldout_rows or n_test
     if how == "bundled":  # as the user has them: every training row, the held-out file as written
         read = lambda path: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         return read(ROOT / "examples" / file), read(ROOT / "examples" / file.replace(".jsonl", ".heldout.jsonl"))
