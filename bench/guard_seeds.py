@@ -1,0 +1,160 @@
+"""The guard's cost to the task across training seeds, not only across held-out rows.
+
+    python bench/guard_seeds.py [--task sgd_responses] [--seeds 1 2] [--rows 1000]
+                                [--settings "guard on" "--guard 0"] [--reuse 0:RUN_ON:RUN_OFF]
+                                [--out bench/guard_seeds.json]
+
+About 15 minutes a run on sgd_responses (2 cores): 6-7 minutes of training, 8-9 of evaluating 1,000 rows.
+
+`guard_cost.py` compares one guarded run with one `--guard 0` run, and its interval covers only which
+held-out rows were drawn. Adding the guard changes more than the replayed rows: the batches, their order
+and the steps differ, so the two runs differ as two seeds of the same run would. This trains the task
+with the guard (default share) and with `--guard 0` for each seed in `--seeds`, on the quality
+benchmark's seeded training rows, evaluating each on the first `--rows` of its seeded held-out rows
+(the first 100 are the benchmark's). `--reuse SEED:ON:OFF` adds two finished runs of that seed on the
+same training rows (for example `quality.py`'s seed-0 runs), evaluated here on the same rows.
+
+It prints each seed's scores and paired difference (guard on − off) with row-bootstrap intervals, the
+spread of each setting across seeds, and the mean paired difference over seeds with an interval that
+resamples both seeds and rows. Per-row answers go to `--out`, so later seeds and settings can be added.
+`--settings "prompt only"` trains `--guard 0` on rows that carry the guard's task prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import guard_cost  # noqa: E402  (per-row scoring and the row bootstrap)
+import quality  # noqa: E402  (the same tasks and seeded splits)
+
+import tailored  # noqa: E402
+from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig  # noqa: E402
+from tailored.data.formats import TASK_PROMPT  # noqa: E402
+from tailored.pipeline import evaluate  # noqa: E402
+
+# label: (guard share, None for the default; whether every row carries tailored's TASK_PROMPT as written data).
+# "prompt only" is `--guard 0` on rows that carry the system prompt the guard gives prompt-less rows: it
+# separates the prompt's part in the guard's cost from the replayed rows' part.
+SETTINGS = {"guard on": (None, False), "--guard 0": (0.0, False), "prompt only": (0.0, True)}
+BASELINE = "--guard 0"
+
+
+def with_prompt(rows: list[dict]) -> list[dict]:
+    """input/output rows as the messages the guard makes of them: TASK_PROMPT, the input, the output."""
+    return [{"messages": [{"role": "system", "content": TASK_PROMPT}, {"role": "user", "content": r["input"]},
+                          {"role": "assistant", "content": r["output"]}]} for r in rows]
+
+
+def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, label: str) -> tuple:
+    guard, prompted = SETTINGS[label]
+    data_cfg = DataConfig(heldout=str(heldout), **({} if guard is None else {"guard": guard}))
+    name = f"{task}-seed{seed}-" + "".join(ch for ch in label if ch.isalnum())
+    run = tailored.train(data, TrainConfig(task=quality.TASKS[task][1], seed=seed), data_cfg, EvalConfig(samples=0),
+                         RunConfig(runs_dir=str(folder / "runs"), name=name), quiet=True)
+    return run.comparison, {"steps": run.fit.steps, "best_step": run.fit.best_step, "train_s": run.fit.seconds}
+
+
+def seeds_and_rows_interval(diffs: np.ndarray, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean over seeds of the mean paired difference: seeds resampled, then rows within each."""
+    rng = np.random.default_rng(seed)
+    n_seeds, n_rows = diffs.shape
+    means = []
+    for _ in range(rounds):
+        chosen = rng.integers(0, n_seeds, n_seeds)
+        means.append(np.mean([diffs[s][rng.integers(0, n_rows, n_rows)].mean() for s in chosen]))
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", default="sgd_responses")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--settings", nargs="*", default=["guard on", "--guard 0"], choices=list(SETTINGS))
+    ap.add_argument("--rows", type=int, default=1000)
+    ap.add_argument("--reuse", action="append", default=[], help="SEED:RUN_ON:RUN_OFF, finished runs to evaluate")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "guard_seeds.json"))
+    args = ap.parse_args()
+    train, test = quality.split_rows(args.task, heldout_rows=args.rows)
+    folder = Path(tempfile.mkdtemp(prefix="guard-seeds-"))
+    data = quality.write(folder / f"{args.task}.jsonl", train)
+    heldout = quality.write(folder / f"{args.task}.heldout.jsonl", test)
+    prompted = (quality.write(folder / f"{args.task}.prompted.jsonl", with_prompt(train)),
+                quality.write(folder / f"{args.task}.prompted.heldout.jsonl", with_prompt(test)))
+    out = Path(args.out)
+    record = json.loads(out.read_text()) if out.exists() else {}
+    per_seed = record.setdefault(args.task, {})
+    for spec in args.reuse:
+        seed, on, off = spec.split(":")
+        entry = {}
+        for label, run in (("guard on", on), ("--guard 0", off)):
+            start = time.perf_counter()
+            c = evaluate(run, heldout, EvalConfig(samples=0), quiet=True)
+            history = json.loads((Path(run) / "metrics.json").read_text())["train"]
+            entry[label] = {"tuned": [r["tuned"] for r in c.rows], "refs": [r["expected"] for r in c.rows],
+                            "primary": c.primary, "eval_s": time.perf_counter() - start, "run": run,
+                            **{k: history[k] for k in ("steps", "best_step")}}
+        per_seed[seed] = entry
+        out.write_text(json.dumps(record, indent=1))
+    for seed in args.seeds:
+        entry = per_seed.setdefault(str(seed), {})
+        for label in args.settings:
+            start = time.perf_counter()
+            files = prompted if SETTINGS[label][1] else (data, heldout)
+            c, fit = train_one(args.task, folder, *files, seed, label)
+            fg = c.review.get("forgetting") or {}
+            entry[label] = {"tuned": [r["tuned"] for r in c.rows], "refs": [r["expected"] for r in c.rows],
+                            "primary": c.primary, "wall_s": time.perf_counter() - start, **fit,
+                            "kept": fg.get("kept"), "base_correct": fg.get("base_correct")}
+        out.write_text(json.dumps(record, indent=1))  # after each seed, so a stopped run keeps what it finished
+    report(args.task, per_seed, args.rows)
+
+
+def report(task: str, per_seed: dict, rows: int) -> None:
+    """Each seed's runs, then each setting against `--guard 0` over the seeds that ran both."""
+    diffs = {label: [] for label in SETTINGS if label != BASELINE}
+    scores = {label: [] for label in SETTINGS}
+    print(f"{task}: each setting against {BASELINE} of the same seed, first {rows} held-out rows")
+    for seed, entry in sorted(per_seed.items()):
+        refs = entry[BASELINE]["refs"][:rows]
+        primary = entry[BASELINE]["primary"]
+        values = {}
+        for label in sorted(entry, key=lambda name: name != BASELINE):  # the baseline first, to pair against
+            e = entry[label]
+            assert e["refs"][:rows] == refs, "every run of a seed must be scored on the same rows"
+            values[label] = guard_cost.per_row(primary, e["tuned"][:rows], refs)
+            scores[label].append(values[label].mean())
+            lo, hi = guard_cost.interval(values[label])
+            kept = f", kept {e['kept']}/{e['base_correct']}" if e.get("kept") is not None else ""
+            line = (f"  seed {seed}, {label:>11}: {values[label].mean():.2f} [{lo:.2f}–{hi:.2f}] "
+                    f"(best step {e['best_step']}/{e['steps']}{kept})")
+            if label != BASELINE:
+                d = values[label] - values[BASELINE]
+                diffs[label].append(d)
+                lo, hi = guard_cost.interval(d)
+                line += f"; paired against {BASELINE} {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            print(line)
+    for label, values in scores.items():
+        if values:
+            sd = f" (sd {np.std(values, ddof=1):.2f})" if len(values) > 1 else ""
+            print(f"  {label}: mean over {len(values)} seed(s) {np.mean(values):.2f}, "
+                  f"spread {min(values):.2f}–{max(values):.2f}{sd}")
+    for label, ds in diffs.items():
+        if ds:
+            d = np.array(ds)
+            lo, hi = seeds_and_rows_interval(d)
+            print(f"  {label} − {BASELINE}, mean over {len(ds)} seed(s): {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] "
+                  f"(seeds and rows resampled)")
+
+
+if __name__ == "__main__":
+    main()
