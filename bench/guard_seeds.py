@@ -16,7 +16,8 @@ same training rows (for example `quality.py`'s seed-0 runs), evaluated here on t
 
 It prints each seed's scores and paired difference (guard on − off) with row-bootstrap intervals, the
 spread of each setting across seeds, and the mean paired difference over seeds with an interval that
-resamples both seeds and rows. Per-row answers go to `--out`, so later seeds and settings can be added.
+resamples both seeds and rows. Per-row answers go to `--out` (about 250 KB a run, so not kept in git),
+so later seeds and settings can be added.
 `--settings "prompt only"` trains `--guard 0` on rows that carry the guard's task prompt.
 """
 
