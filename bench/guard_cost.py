@@ -43,6 +43,14 @@ def interval(values: np.ndarray) -> tuple[float, float]:
     return bootstrap(lambda i: float(values[i].mean()), len(values))
 
 
+def check_trained_on(run: str, train: list[dict], task: str) -> None:
+    """Stop unless `run` trained on exactly `train`, the task's seeded training rows."""
+    lineage = json.loads((Path(run) / "run.json").read_text())
+    used = [json.loads(line) for line in Path(lineage["data"]["train"]["path"]).read_text().splitlines()]
+    if [json.dumps(r, sort_keys=True) for r in used] != [json.dumps(r, sort_keys=True) for r in train]:
+        sys.exit(f"{run} did not train on {task}'s seeded training rows")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("guarded")
@@ -53,14 +61,9 @@ def main() -> None:
     train, test = quality.split_rows(args.task, heldout_rows=args.rows)
     folder = Path(tempfile.mkdtemp(prefix="guard-cost-"))
     heldout = quality.write(folder / f"{args.task}.heldout.jsonl", test)
-    trained = [json.dumps(r, sort_keys=True) for r in train]
     runs = {}
     for label, run in (("guard on", args.guarded), ("--guard 0", args.unguarded)):
-        lineage = json.loads((Path(run) / "run.json").read_text())
-        used = [json.dumps(json.loads(line), sort_keys=True)
-                for line in Path(lineage["data"]["train"]["path"]).read_text().splitlines()]
-        if used != trained:
-            sys.exit(f"{run} did not train on {args.task}'s seeded training rows")
+        check_trained_on(run, train, args.task)
         start = time.perf_counter()
         comparison = evaluate(run, heldout, EvalConfig(samples=0), quiet=True)
         runs[label] = (comparison, time.perf_counter() - start)

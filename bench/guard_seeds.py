@@ -65,6 +65,13 @@ def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, lab
     return run.comparison, {"steps": run.fit.steps, "best_step": run.fit.best_step, "train_s": run.fit.seconds}
 
 
+def answers(c, **facts) -> dict:
+    """What the report needs of one run's comparison: its answers, the references and the general check."""
+    fg = c.review.get("forgetting") or {}
+    return {"tuned": [r["tuned"] for r in c.rows], "refs": [r["expected"] for r in c.rows], "primary": c.primary,
+            "kept": fg.get("kept"), "base_correct": fg.get("base_correct"), **facts}
+
+
 def seeds_and_rows_interval(diffs: np.ndarray, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
     """95% interval of the mean over seeds of the mean paired difference: seeds resampled, then rows within each."""
     rng = np.random.default_rng(seed)
@@ -96,15 +103,14 @@ def main() -> None:
     per_seed = record.setdefault(args.task, {})
     for spec in args.reuse:
         seed, on, off = spec.split(":")
-        entry = {}
+        entry = per_seed.setdefault(seed, {})
         for label, run in (("guard on", on), ("--guard 0", off)):
+            guard_cost.check_trained_on(run, train, args.task)
             start = time.perf_counter()
             c = evaluate(run, heldout, EvalConfig(samples=0), quiet=True)
             history = json.loads((Path(run) / "metrics.json").read_text())["train"]
-            entry[label] = {"tuned": [r["tuned"] for r in c.rows], "refs": [r["expected"] for r in c.rows],
-                            "primary": c.primary, "eval_s": time.perf_counter() - start, "run": run,
-                            **{k: history[k] for k in ("steps", "best_step")}}
-        per_seed[seed] = entry
+            entry[label] = answers(c, eval_s=time.perf_counter() - start, run=run,
+                                   **{k: history[k] for k in ("steps", "best_step")})
         out.write_text(json.dumps(record, indent=1))
     for seed in args.seeds:
         entry = per_seed.setdefault(str(seed), {})
@@ -112,10 +118,7 @@ def main() -> None:
             start = time.perf_counter()
             files = prompted if SETTINGS[label][1] else (data, heldout)
             c, fit = train_one(args.task, folder, *files, seed, label)
-            fg = c.review.get("forgetting") or {}
-            entry[label] = {"tuned": [r["tuned"] for r in c.rows], "refs": [r["expected"] for r in c.rows],
-                            "primary": c.primary, "wall_s": time.perf_counter() - start, **fit,
-                            "kept": fg.get("kept"), "base_correct": fg.get("base_correct")}
+            entry[label] = answers(c, wall_s=time.perf_counter() - start, **fit)
         out.write_text(json.dumps(record, indent=1))  # after each seed, so a stopped run keeps what it finished
     report(args.task, per_seed, args.rows)
 
