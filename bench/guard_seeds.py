@@ -2,9 +2,11 @@
 
     python bench/guard_seeds.py [--task sgd_responses] [--seeds 1 2] [--rows 1000]
                                 [--settings "guard on" "--guard 0"] [--reuse 0:RUN_ON:RUN_OFF]
+                                [--stored "1:guard, whole replies:RUN"]
                                 [--out bench/guard_seeds.json]
 
-About 15 minutes a run on sgd_responses (2 cores): 6-7 minutes of training, 8-9 of evaluating 1,000 rows.
+About 15 minutes a run on sgd_responses (2 cores): 6-7 minutes of training, 8-9 of evaluating 1,000 rows;
+about 10 once the base's answers to those rows are in the cache (the evaluation then asks the tuned model only).
 
 `guard_cost.py` compares one guarded run with one `--guard 0` run, and its interval covers only which
 held-out rows were drawn. Adding the guard changes more than the replayed rows: the batches, their order
@@ -13,6 +15,9 @@ with the guard (default share) and with `--guard 0` for each seed in `--seeds`, 
 benchmark's seeded training rows, evaluating each on the first `--rows` of its seeded held-out rows
 (the first 100 are the benchmark's). `--reuse SEED:ON:OFF` adds two finished runs of that seed on the
 same training rows (for example `quality.py`'s seed-0 runs), evaluated here on the same rows.
+`--stored SEED:LABEL:RUN` adds a finished run under any label without evaluating it again: the answers
+its own evaluation stored (metrics.json), which must be on the same held-out rows (a run this script
+trained earlier, or an earlier version of a setting).
 
 It prints each seed's scores and paired difference (guard on − off) with row-bootstrap intervals, the
 spread of each setting across seeds, and the mean paired difference over seeds with an interval that
@@ -24,11 +29,13 @@ so later seeds and settings can be added.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -39,14 +46,18 @@ import guard_cost  # noqa: E402  (per-row scoring and the row bootstrap)
 import quality  # noqa: E402  (the same tasks and seeded splits)
 
 import tailored  # noqa: E402
+from tailored import guard  # noqa: E402
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig  # noqa: E402
 from tailored.data.formats import TASK_PROMPT  # noqa: E402
 from tailored.pipeline import evaluate  # noqa: E402
 
-# label: (guard share, None for the default; whether every row carries tailored's TASK_PROMPT as written data).
+# label: (guard share, None for the default; whether every row carries tailored's TASK_PROMPT as written data;
+# whether the guard replays the task's own inputs without the prompt, or general requests only).
 # "prompt only" is `--guard 0` on rows that carry the system prompt the guard gives prompt-less rows: it
-# separates the prompt's part in the guard's cost from the replayed rows' part.
-SETTINGS = {"guard on": (None, False), "--guard 0": (0.0, False), "prompt only": (0.0, True)}
+# separates the prompt's part in the guard's cost from the replayed rows' part. "general only" replays
+# general requests alone, the guard as it was before the eleventh session: the plain task inputs' part.
+SETTINGS = {"guard on": (None, False, True), "--guard 0": (0.0, False, True), "prompt only": (0.0, True, True),
+            "general only": (None, False, False)}
 BASELINE = "--guard 0"
 
 
@@ -57,11 +68,15 @@ def with_prompt(rows: list[dict]) -> list[dict]:
 
 
 def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, label: str) -> tuple:
-    guard, prompted = SETTINGS[label]
-    data_cfg = DataConfig(heldout=str(heldout), **({} if guard is None else {"guard": guard}))
+    share, _, plain = SETTINGS[label]
+    data_cfg = DataConfig(heldout=str(heldout), **({} if share is None else {"guard": share}))
     name = f"{task}-seed{seed}-" + "".join(ch for ch in label if ch.isalnum())
-    run = tailored.train(data, TrainConfig(task=quality.TASKS[task][1], seed=seed), data_cfg, EvalConfig(samples=0),
-                         RunConfig(runs_dir=str(folder / "runs"), name=name), quiet=True)
+    # without plain rows, add_replay fills the guard's share with general requests, as it does for a task
+    # whose rows have no system prompt to take away
+    no_plain = contextlib.nullcontext() if plain else mock.patch.object(guard, "plain_examples", lambda *a, **k: [])
+    with no_plain:
+        run = tailored.train(data, TrainConfig(task=quality.TASKS[task][1], seed=seed), data_cfg,
+                             EvalConfig(samples=0), RunConfig(runs_dir=str(folder / "runs"), name=name), quiet=True)
     return run.comparison, {"steps": run.fit.steps, "best_step": run.fit.best_step, "train_s": run.fit.seconds}
 
 
@@ -70,6 +85,15 @@ def answers(c, **facts) -> dict:
     fg = c.review.get("forgetting") or {}
     return {"tuned": [r["tuned"] for r in c.rows], "refs": [r["expected"] for r in c.rows], "primary": c.primary,
             "kept": fg.get("kept"), "base_correct": fg.get("base_correct"), **facts}
+
+
+def stored(run: str) -> dict:
+    """`answers` of a finished run, read from the evaluation it stored instead of evaluating again."""
+    metrics = json.loads((Path(run) / "metrics.json").read_text())
+    e, fg = metrics["eval"], metrics["eval"]["review"].get("forgetting") or {}
+    return {"tuned": [r["tuned"] for r in e["rows"]], "refs": [r["expected"] for r in e["rows"]],
+            "primary": e["primary"], "kept": fg.get("kept"), "base_correct": fg.get("base_correct"), "run": run,
+            "steps": metrics["train"]["steps"], "best_step": metrics["train"]["best_step"]}
 
 
 def seeds_and_rows_interval(diffs: np.ndarray, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -90,6 +114,8 @@ def main() -> None:
     ap.add_argument("--settings", nargs="*", default=["guard on", "--guard 0"], choices=list(SETTINGS))
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--reuse", action="append", default=[], help="SEED:RUN_ON:RUN_OFF, finished runs to evaluate")
+    ap.add_argument("--stored", action="append", default=[],
+                    help="SEED:LABEL:RUN, a finished run's stored answers (evaluated on the same rows), under LABEL")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "guard_seeds.json"))
     args = ap.parse_args()
     train, test = quality.split_rows(args.task, heldout_rows=args.rows)
@@ -112,6 +138,11 @@ def main() -> None:
             entry[label] = answers(c, eval_s=time.perf_counter() - start, run=run,
                                    **{k: history[k] for k in ("steps", "best_step")})
         out.write_text(json.dumps(record, indent=1))
+    for spec in args.stored:
+        seed, label, run = spec.split(":", 2)
+        guard_cost.check_trained_on(run, train, args.task)
+        per_seed.setdefault(seed, {})[label] = stored(run)
+    out.write_text(json.dumps(record, indent=1))
     for seed in args.seeds:
         entry = per_seed.setdefault(str(seed), {})
         for label in args.settings:
@@ -125,8 +156,9 @@ def main() -> None:
 
 def report(task: str, per_seed: dict, rows: int) -> None:
     """Each seed's runs, then each setting against `--guard 0` over the seeds that ran both."""
-    diffs = {label: [] for label in SETTINGS if label != BASELINE}
-    scores = {label: [] for label in SETTINGS}
+    labels = sorted({label for entry in per_seed.values() for label in entry}, key=lambda name: name != BASELINE)
+    diffs = {label: [] for label in labels if label != BASELINE}
+    scores = {label: [] for label in labels}
     print(f"{task}: each setting against {BASELINE} of the same seed, first {rows} held-out rows")
     for seed, entry in sorted(per_seed.items()):
         refs = entry[BASELINE]["refs"][:rows]
