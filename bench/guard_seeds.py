@@ -51,13 +51,16 @@ from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig  # no
 from tailored.data.formats import TASK_PROMPT  # noqa: E402
 from tailored.pipeline import evaluate  # noqa: E402
 
-# label: (guard share, None for the default; whether every row carries tailored's TASK_PROMPT as written data;
-# whether the guard replays the task's own inputs without the prompt, or general requests only).
+# label: what that run changes. guard: the share (default when absent); prompted: every row carries tailored's
+# TASK_PROMPT as written data; rows: what the guard replays, "general" requests only or the task's own inputs
+# without the prompt only, "plain" (both by default); rank: the LoRA rank (default 16).
 # "prompt only" is `--guard 0` on rows that carry the system prompt the guard gives prompt-less rows: it
 # separates the prompt's part in the guard's cost from the replayed rows' part. "general only" replays
-# general requests alone, the guard as it was before the eleventh session: the plain task inputs' part.
-SETTINGS = {"guard on": (None, False, True), "--guard 0": (0.0, False, True), "prompt only": (0.0, True, True),
-            "general only": (None, False, False)}
+# general requests alone, the guard as it was before the eleventh session; "plain only" the task's inputs
+# without the prompt alone (asked of twice as many inputs, as not every answer finishes). "guard, rank 32"
+# asks whether an adapter with room for both behaviours pays less for the guard.
+SETTINGS = {"guard on": {}, "--guard 0": {"guard": 0.0}, "prompt only": {"guard": 0.0, "prompted": True},
+            "general only": {"rows": "general"}, "plain only": {"rows": "plain"}, "guard, rank 32": {"rank": 32}}
 BASELINE = "--guard 0"
 
 
@@ -68,15 +71,22 @@ def with_prompt(rows: list[dict]) -> list[dict]:
 
 
 def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, label: str) -> tuple:
-    share, _, plain = SETTINGS[label]
-    data_cfg = DataConfig(heldout=str(heldout), **({} if share is None else {"guard": share}))
+    setting = SETTINGS[label]
+    rows = setting.get("rows", "both")
+    data_cfg = DataConfig(heldout=str(heldout), **({"guard": setting["guard"]} if "guard" in setting else {}))
+    train_cfg = TrainConfig(task=quality.TASKS[task][1], seed=seed, **({"lora_rank": setting["rank"]}
+                                                                       if "rank" in setting else {}))
     name = f"{task}-seed{seed}-" + "".join(ch for ch in label if ch.isalnum())
-    # without plain rows, add_replay fills the guard's share with general requests, as it does for a task
-    # whose rows have no system prompt to take away
-    no_plain = contextlib.nullcontext() if plain else mock.patch.object(guard, "plain_examples", lambda *a, **k: [])
-    with no_plain:
-        run = tailored.train(data, TrainConfig(task=quality.TASKS[task][1], seed=seed), data_cfg,
-                             EvalConfig(samples=0), RunConfig(runs_dir=str(folder / "runs"), name=name), quiet=True)
+    with contextlib.ExitStack() as patches:
+        if rows == "general":  # add_replay then fills the share with general requests, as for rows with no prompt
+            patches.enter_context(mock.patch.object(guard, "plain_examples", lambda *a, **k: []))
+        if rows == "plain":
+            asked = guard.plain_examples
+            patches.enter_context(mock.patch.object(guard.general, "replay_examples", lambda *a, **k: []))
+            patches.enter_context(mock.patch.object(guard, "plain_examples", lambda m, t, f, ex, n, seed, bf16=False:
+                                                    asked(m, t, f, ex, 4 * n, seed, bf16)[: 2 * n]))
+        run = tailored.train(data, train_cfg, data_cfg, EvalConfig(samples=0),
+                             RunConfig(runs_dir=str(folder / "runs"), name=name), quiet=True)
     return run.comparison, {"steps": run.fit.steps, "best_step": run.fit.best_step, "train_s": run.fit.seconds}
 
 
@@ -147,7 +157,7 @@ def main() -> None:
         entry = per_seed.setdefault(str(seed), {})
         for label in args.settings:
             start = time.perf_counter()
-            files = prompted if SETTINGS[label][1] else (data, heldout)
+            files = prompted if SETTINGS[label].get("prompted") else (data, heldout)
             c, fit = train_one(args.task, folder, *files, seed, label)
             entry[label] = answers(c, wall_s=time.perf_counter() - start, **fit)
         out.write_text(json.dumps(record, indent=1))  # after each seed, so a stopped run keeps what it finished
