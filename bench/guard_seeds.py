@@ -58,9 +58,12 @@ from tailored.pipeline import evaluate  # noqa: E402
 # separates the prompt's part in the guard's cost from the replayed rows' part. "general only" replays
 # general requests alone, the guard as it was before the eleventh session; "plain only" the task's inputs
 # without the prompt alone (asked of twice as many inputs, as not every answer finishes). "guard, rank 32"
-# asks whether an adapter with room for both behaviours pays less for the guard.
+# asks whether an adapter with room for both behaviours pays less for the guard. "replies cut" keeps each
+# replayed answer only up to the task's mean answer length (`cut_replies`), so that the guard's rows weigh
+# in the token-summed loss as rows, not as the base's long answers (42% of sgd_responses' tokens otherwise).
 SETTINGS = {"guard on": {}, "--guard 0": {"guard": 0.0}, "prompt only": {"guard": 0.0, "prompted": True},
-            "general only": {"rows": "general"}, "plain only": {"rows": "plain"}, "guard, rank 32": {"rank": 32}}
+            "general only": {"rows": "general"}, "plain only": {"rows": "plain"}, "guard, rank 32": {"rank": 32},
+            "replies cut": {"rows": "cut"}}
 BASELINE = "--guard 0"
 
 
@@ -68,6 +71,25 @@ def with_prompt(rows: list[dict]) -> list[dict]:
     """input/output rows as the messages the guard makes of them: TASK_PROMPT, the input, the output."""
     return [{"messages": [{"role": "system", "content": TASK_PROMPT}, {"role": "user", "content": r["input"]},
                           {"role": "assistant", "content": r["output"]}]} for r in rows]
+
+
+def cut_replies(add_replay, shortest: int = 16):
+    """`guard.add_replay`, then each replayed row kept up to its answer's first N tokens, N the task's mean (at
+    least `shortest`); the sequence ends there, as nothing after the last labelled token changes the loss."""
+    from tailored.data.encode import IGNORE, Encoded
+
+    def cut(row: Encoded, keep: int) -> Encoded:
+        labelled = [i for i, t in enumerate(row.labels) if t != IGNORE]
+        end = labelled[keep - 1] + 1 if len(labelled) > keep else len(row.labels)
+        return Encoded(row.input_ids[:end], row.labels[:end])
+
+    def replay(prep, *args):
+        add_replay(prep, *args)
+        task = prep.train_encoded[: len(prep.train_encoded) - prep.guard_rows]
+        keep = max(shortest, round(sum(r.trainable for r in task) / len(task)))
+        prep.train_encoded = task + [cut(r, keep) for r in prep.train_encoded[len(task):]]
+
+    return replay
 
 
 def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, label: str) -> tuple:
@@ -85,6 +107,8 @@ def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, lab
             patches.enter_context(mock.patch.object(guard.general, "replay_examples", lambda *a, **k: []))
             patches.enter_context(mock.patch.object(guard, "plain_examples", lambda m, t, f, ex, n, seed, bf16=False:
                                                     asked(m, t, f, ex, 4 * n, seed, bf16)[: 2 * n]))
+        if rows == "cut":
+            patches.enter_context(mock.patch.object(guard, "add_replay", cut_replies(guard.add_replay)))
         run = tailored.train(data, train_cfg, data_cfg, EvalConfig(samples=0),
                              RunConfig(runs_dir=str(folder / "runs"), name=name), quiet=True)
     return run.comparison, {"steps": run.fit.steps, "best_step": run.fit.best_step, "train_s": run.fit.seconds}
