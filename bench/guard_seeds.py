@@ -2,7 +2,7 @@
 
     python bench/guard_seeds.py [--task sgd_responses] [--seeds 1 2] [--rows 1000]
                                 [--settings "guard on" "--guard 0"] [--reuse 0:RUN_ON:RUN_OFF]
-                                [--stored "1:guard, whole replies:RUN"]
+                                [--stored "1:--guard 0:RUN"]
                                 [--out bench/guard_seeds.json]
 
 About 15 minutes a run on sgd_responses (2 cores): 6-7 minutes of training, 8-9 of evaluating 1,000 rows;
@@ -23,7 +23,7 @@ It prints each seed's scores and paired difference (guard on − off) with row-b
 spread of each setting across seeds, and the mean paired difference over seeds with an interval that
 resamples both seeds and rows. Per-row answers go to `--out` (about 250 KB a run, so not kept in git),
 so later seeds and settings can be added.
-`--settings "prompt only"` trains `--guard 0` on rows that carry the guard's task prompt.
+`--settings` takes any of SETTINGS below: what replays, which prompt, which rank (BENCHMARKS.md has each).
 """
 
 from __future__ import annotations
