@@ -114,20 +114,19 @@ def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, lab
     return run.comparison, {"steps": run.fit.steps, "best_step": run.fit.best_step, "train_s": run.fit.seconds}
 
 
-def answers(c, **facts) -> dict:
-    """What the report needs of one run's comparison: its answers, the references and the general check."""
-    fg = c.review.get("forgetting") or {}
-    return {"tuned": [r["tuned"] for r in c.rows], "refs": [r["expected"] for r in c.rows], "primary": c.primary,
+def answers(rows: list[dict], primary: str, review: dict, **facts) -> dict:
+    """What the report needs of one run's evaluation: its answers, the references and the general check."""
+    fg = review.get("forgetting") or {}
+    return {"tuned": [r["tuned"] for r in rows], "refs": [r["expected"] for r in rows], "primary": primary,
             "kept": fg.get("kept"), "base_correct": fg.get("base_correct"), **facts}
 
 
 def stored(run: str) -> dict:
     """`answers` of a finished run, read from the evaluation it stored instead of evaluating again."""
     metrics = json.loads((Path(run) / "metrics.json").read_text())
-    e, fg = metrics["eval"], metrics["eval"]["review"].get("forgetting") or {}
-    return {"tuned": [r["tuned"] for r in e["rows"]], "refs": [r["expected"] for r in e["rows"]],
-            "primary": e["primary"], "kept": fg.get("kept"), "base_correct": fg.get("base_correct"), "run": run,
-            "steps": metrics["train"]["steps"], "best_step": metrics["train"]["best_step"]}
+    e = metrics["eval"]
+    return answers(e["rows"], e["primary"], e["review"], run=run,
+                   **{k: metrics["train"][k] for k in ("steps", "best_step")})
 
 
 def seeds_and_rows_interval(diffs: np.ndarray, rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
@@ -169,10 +168,12 @@ def main() -> None:
             start = time.perf_counter()
             c = evaluate(run, heldout, EvalConfig(samples=0), quiet=True)
             history = json.loads((Path(run) / "metrics.json").read_text())["train"]
-            entry[label] = answers(c, eval_s=time.perf_counter() - start, run=run,
+            entry[label] = answers(c.rows, c.primary, c.review, eval_s=time.perf_counter() - start, run=run,
                                    **{k: history[k] for k in ("steps", "best_step")})
         out.write_text(json.dumps(record, indent=1))
     for spec in args.stored:
+        if spec.count(":") < 2:
+            sys.exit(f"--stored {spec!r}: expected SEED:LABEL:RUN")
         seed, label, run = spec.split(":", 2)
         guard_cost.check_trained_on(run, train, args.task)
         per_seed.setdefault(seed, {})[label] = stored(run)
@@ -183,7 +184,7 @@ def main() -> None:
             start = time.perf_counter()
             files = prompted if SETTINGS[label].get("prompted") else (data, heldout)
             c, fit = train_one(args.task, folder, *files, seed, label)
-            entry[label] = answers(c, wall_s=time.perf_counter() - start, **fit)
+            entry[label] = answers(c.rows, c.primary, c.review, wall_s=time.perf_counter() - start, **fit)
         out.write_text(json.dumps(record, indent=1))  # after each seed, so a stopped run keeps what it finished
     report(args.task, per_seed, args.rows)
 
@@ -195,6 +196,9 @@ def report(task: str, per_seed: dict, rows: int) -> None:
     scores = {label: [] for label in labels}
     print(f"{task}: each setting against {BASELINE} of the same seed, first {rows} held-out rows")
     for seed, entry in sorted(per_seed.items()):
+        if BASELINE not in entry:  # nothing to pair against yet: add that seed's run (--seeds or --stored)
+            print(f"  seed {seed}: no {BASELINE} run, so {', '.join(sorted(entry))} left out")
+            continue
         refs = entry[BASELINE]["refs"][:rows]
         primary = entry[BASELINE]["primary"]
         values = {}
