@@ -272,3 +272,45 @@ def test_the_console_warns_when_tuning_put_general_answers_in_the_task_s_form():
 
     assert "11 of 129 general questions were answered in the task's form, a JSON object (the base: 0)" in shown(11, 0)
     assert "task's form" not in shown(2, 0) and "task's form" not in shown(4, 4)
+
+
+def test_distilled_replay_rows_cost_nothing_while_the_model_is_still_the_base(tiny_base):
+    """`guard.distil` keeps the base's own next-token distributions. At the start of LoRA training (the model is
+    still the base) they give the loss floor, the teacher's entropy, and no gradient, where the same rows' greedy
+    tokens pull; batched beside a plain row, that row's loss is its plain cross-entropy."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tailored import guard
+    from tailored.config import TrainConfig
+    from tailored.data.encode import Distilled, collate, stop_token_ids
+    from tailored.models.scoring import token_loss
+    from tailored.training import lora
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    rows = encode_many(tok, [[{"role": "user", "content": f"hello {w}"}, {"role": "assistant", "content": f"the answer {w}"}]
+                             for w in ("yes", "no please", "ok")], stop_token_ids(tok))
+    teacher = guard.distil(model, rows, tok.pad_token_id, bf16=False, k=len(tok), batch_size=2)  # every token kept
+    assert [type(r) for r in teacher] == [Distilled] * 3
+    assert [len(r.soft_ids) for r in teacher] == [sum(1 for t in r.labels[1:] if t != -100) for r in rows]
+    assert torch.allclose(teacher[1].soft_probs.sum(-1), torch.ones(len(teacher[1].soft_probs)), atol=1e-6)
+    top = guard.distil(model, rows, tok.pad_token_id, bf16=False, k=4)
+    assert top[0].soft_ids.shape[1] == 4 and torch.equal(top[0].soft_ids, teacher[0].soft_ids[:, :4])
+    model = lora.setup(model, TrainConfig(base=str(tiny_base)))  # B = 0: still the base
+    model.train()
+
+    def loss_and_grad(batch_rows):
+        model.zero_grad()
+        value, _, _ = token_loss(model, collate(batch_rows, tok.pad_token_id))
+        value.backward()
+        return float(value), sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None)
+
+    floor, soft_grad = loss_and_grad(teacher)
+    entropy = -sum(float((r.soft_probs * r.soft_probs.clamp_min(1e-30).log()).sum()) for r in teacher)
+    plain, plain_grad = loss_and_grad(rows)
+    assert floor == pytest.approx(entropy, rel=1e-4) and plain > floor
+    assert plain_grad > 0 and soft_grad < 1e-4 * plain_grad
+    mixed, _ = loss_and_grad([rows[0], top[1]])
+    alone = [loss_and_grad([r])[0] for r in (rows[0], top[1])]
+    assert mixed == pytest.approx(sum(alone), rel=1e-5)
