@@ -63,7 +63,7 @@ from tailored.pipeline import evaluate  # noqa: E402
 # in the token-summed loss as rows, not as the base's long answers (42% of sgd_responses' tokens otherwise).
 SETTINGS = {"guard on": {}, "--guard 0": {"guard": 0.0}, "prompt only": {"guard": 0.0, "prompted": True},
             "general only": {"rows": "general"}, "plain only": {"rows": "plain"}, "guard, rank 32": {"rank": 32},
-            "replies cut": {"rows": "cut"}, "guard, distribution": {"rows": "distribution"}}
+            "replies cut": {"rows": "cut"}}
 BASELINE = "--guard 0"
 
 
@@ -92,20 +92,6 @@ def cut_replies(add_replay, shortest: int = 16):
     return replay
 
 
-def distribution_replay(add_replay):
-    """`guard.add_replay`, then each replayed row learned as the base's next-token distribution (`guard.distil`)
-    instead of its greedy answer's tokens: a KL term to the base on the replayed prompts and answers."""
-    from tailored.device import choose_bf16, device_of
-
-    def replay(prep, model, tokenizer, base, data_cfg, train_cfg):
-        add_replay(prep, model, tokenizer, base, data_cfg, train_cfg)
-        task = prep.train_encoded[: len(prep.train_encoded) - prep.guard_rows]
-        bf16 = choose_bf16(train_cfg.bf16, device_of(model))  # the teacher in the student's training precision
-        prep.train_encoded = task + guard.distil(model, prep.train_encoded[len(task):], tokenizer.pad_token_id, bf16)
-
-    return replay
-
-
 def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, label: str) -> tuple:
     setting = SETTINGS[label]
     rows = setting.get("rows", "both")
@@ -123,8 +109,6 @@ def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, lab
                                                     asked(m, t, f, ex, 4 * n, seed, bf16)[: 2 * n]))
         if rows == "cut":
             patches.enter_context(mock.patch.object(guard, "add_replay", cut_replies(guard.add_replay)))
-        if rows == "distribution":
-            patches.enter_context(mock.patch.object(guard, "add_replay", distribution_replay(guard.add_replay)))
         run = tailored.train(data, train_cfg, data_cfg, EvalConfig(samples=0),
                              RunConfig(runs_dir=str(folder / "runs"), name=name), quiet=True)
     return run.comparison, {"steps": run.fit.steps, "best_step": run.fit.best_step, "train_s": run.fit.seconds}

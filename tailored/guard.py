@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import random
 
-import torch
-
 from tailored.config import DataConfig, TrainConfig
-from tailored.data.encode import IGNORE, Distilled, Encoded, TemplateError, collate, encode_many, stop_token_ids
+from tailored.data.encode import TemplateError, encode_many, stop_token_ids
 from tailored.data.formats import Example
 from tailored.data.prepare import Prepared
-from tailored.device import autocast, device_of, generation_bf16
+from tailored.device import device_of, generation_bf16
 from tailored.evaluation import general
-from tailored.models.scoring import head_logits, labelled_hidden
 
 
 def guarded(task: str, method: str, data_cfg: DataConfig) -> bool:
@@ -66,27 +63,3 @@ def add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, tra
                and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]
     prep.train_encoded = prep.train_encoded + encoded
     prep.guard_rows = len(encoded)
-
-
-def distil(model, rows: list[Encoded], pad_id: int, bf16: bool, k: int = 32, batch_size: int = 8) -> list[Distilled]:
-    """`rows` with the untuned `model`'s own next-token distribution at each labelled position: its k likeliest
-    tokens, their probabilities renormalised over those k.
-
-    Trained against these instead of the written tokens, a replayed row costs nothing while the tuned model
-    still answers as the base did (the loss is then at its floor), and pulls back only as far as it drifts.
-    """
-    out: list[Distilled] = []
-    model.eval()
-    device = device_of(model)
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        batch = {n: t.to(device) for n, t in collate(chunk, pad_id).items()}
-        with torch.no_grad(), autocast(device, bf16):
-            hidden, _ = labelled_hidden(model, batch)
-            top = torch.log_softmax(head_logits(model, hidden), -1).topk(k, dim=-1)
-        probs = top.values.float().exp()
-        probs, ids = (probs / probs.sum(-1, keepdim=True)).cpu(), top.indices.cpu()
-        counts = [sum(1 for t in r.labels[1:] if t != IGNORE) for r in chunk]
-        for r, i, p in zip(chunk, ids.split(counts), probs.split(counts)):
-            out.append(Distilled(r.input_ids, r.labels, i.contiguous(), p.contiguous()))
-    return out

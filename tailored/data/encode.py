@@ -23,18 +23,6 @@ class Encoded:
 
 
 @dataclass
-class Distilled(Encoded):
-    """A row whose labelled tokens are learned as a teacher's distribution, not only as the token written.
-
-    `soft_ids` and `soft_probs` ([labelled tokens, k], in the order of `labels[1:]`) hold the teacher's k
-    likeliest next tokens at each labelled position and their probabilities (summing to 1).
-    """
-
-    soft_ids: object = None
-    soft_probs: object = None
-
-
-@dataclass
 class Pair:
     """A preference pair for DPO: the same prompt with the chosen reply and with the rejected one."""
 
@@ -193,30 +181,7 @@ def collate(rows: list[Encoded], pad_id: int) -> dict:
     labels = torch.full_like(ids, IGNORE)
     for i, r in enumerate(rows):
         labels[i, : len(r.labels)] = torch.tensor(r.labels)
-    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-    if any(isinstance(r, Distilled) for r in rows):
-        batch["soft_ids"], batch["soft_probs"] = _soft_targets(rows)
-    return batch
-
-
-def _soft_targets(rows: list[Encoded]):
-    """Every labelled position's target distribution, in the order the loss reads them (row by row); a
-    plain row's is its written token with probability 1, so its loss is exactly the cross-entropy."""
-    import torch
-
-    k = max(r.soft_ids.shape[1] for r in rows if isinstance(r, Distilled))
-    ids, probs = [], []
-    for r in rows:
-        if isinstance(r, Distilled):
-            ids.append(torch.nn.functional.pad(r.soft_ids, (0, k - r.soft_ids.shape[1]), value=0))
-            probs.append(torch.nn.functional.pad(r.soft_probs, (0, k - r.soft_probs.shape[1]), value=0.0))
-            continue
-        written = torch.tensor([t for t in r.labels[1:] if t != IGNORE], dtype=torch.long)
-        ids.append(written.unsqueeze(1).expand(-1, k).contiguous())
-        one_hot = torch.zeros(len(written), k)
-        one_hot[:, 0] = 1.0
-        probs.append(one_hot)
-    return torch.cat(ids), torch.cat(probs)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 def collate_pairs(rows: list[Pair], pad_id: int) -> dict:

@@ -42,35 +42,20 @@ def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return torch.tanh(logits / cap) * cap if cap else logits
 
 
-def soft_targets(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """A batch's target distributions (rows `Distilled` from a teacher), or None when every target is a token."""
-    return (batch["soft_ids"], batch["soft_probs"]) if "soft_ids" in batch else None
-
-
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, soft=None) -> torch.Tensor:
-    """Summed cross-entropy against the written tokens, or against `soft` = (ids, probs) distributions."""
-    if soft is None:
-        return F.cross_entropy(logits, targets, reduction="sum")
-    ids, probs = soft
-    return -(torch.log_softmax(logits, -1).gather(1, ids) * probs).sum()
-
-
 def token_loss(model, batch: dict[str, torch.Tensor], head_loss=None) -> tuple[torch.Tensor, int, int]:
     """Summed cross-entropy over the labelled tokens of a batch, how many there were, and how many the
     model already predicts (argmax = target: token accuracy).
 
-    `head_loss(hidden, targets, soft)` may compute the head and loss faster (training's kernels); where
-    it returns None, the plain head and cross-entropy run. Rows distilled from a teacher are learned as
-    its distribution (`soft_targets`); the written token still decides accuracy.
+    `head_loss(hidden, targets)` may compute the head and loss faster (training's kernels); where it
+    returns None, the plain head and cross-entropy run.
     """
     hidden, targets = labelled_hidden(model, batch)
-    soft = soft_targets(batch)
-    fast = head_loss(hidden, targets, soft) if head_loss else None
+    fast = head_loss(hidden, targets) if head_loss else None
     if fast is not None:
         value, correct = fast
     else:
         logits = head_logits(model, hidden)
-        value, correct = cross_entropy(logits, targets, soft), (logits.argmax(-1) == targets).sum()
+        value, correct = F.cross_entropy(logits, targets, reduction="sum"), (logits.argmax(-1) == targets).sum()
     return value, len(targets), int(correct)
 
 
@@ -97,7 +82,7 @@ def forward_token_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Ten
     keep = targets != IGNORE
     logits, targets = _at_least_fp32(logits[keep]), targets[keep]
     correct = int((logits.argmax(-1) == targets).sum())
-    return cross_entropy(logits, targets, soft_targets(batch)), len(targets), correct
+    return F.cross_entropy(logits, targets, reduction="sum"), len(targets), correct
 
 
 @torch.no_grad()

@@ -67,8 +67,7 @@ class Kernels:
         self.levers, self.bf16 = levers, bf16
         self.workspace = Workspace()
 
-    def head_loss(self, inner, hidden: torch.Tensor, targets: torch.Tensor,
-                  soft: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def head_loss(self, inner, hidden: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """`head_loss` with kept buffers, or None where it does not apply (lever off, head bias, soft-cap)."""
         head = inner.get_output_embeddings()
         if "head_loss" not in self.levers or head.bias is not None or \
@@ -76,7 +75,7 @@ class Kernels:
             return None
         device = hidden.device.type
         bf16 = torch.is_autocast_enabled(device) and torch.get_autocast_dtype(device) == torch.bfloat16
-        return head_loss(hidden, head.weight, targets, bf16, workspace=self.workspace, soft=soft)
+        return head_loss(hidden, head.weight, targets, bf16, workspace=self.workspace)
 
 
 def active_kernels(inner) -> Kernels | None:
@@ -237,13 +236,12 @@ class _HeadLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace, soft_ids=None, soft_probs=None):
+    def forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace):
         with torch.autocast(hidden.device.type, enabled=False):  # the dtypes are chosen by hand below
-            return _HeadLoss._forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace, soft_ids,
-                                      soft_probs)
+            return _HeadLoss._forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace)
 
     @staticmethod
-    def _forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace, soft_ids, soft_probs):
+    def _forward(ctx, hidden, weight, targets, compute_dtype, chunk, workspace):
         ctx.weight_dtype = weight.dtype
         w = workspace.cast_once(weight, compute_dtype)
         softmax_dtype = torch.promote_types(compute_dtype, torch.float32)  # fp32 at least
@@ -260,21 +258,14 @@ class _HeadLoss(torch.autograd.Function):
             torch.mm(h, w.T, out=logits)
             wide.copy_(logits)
             torch._log_softmax(wide, 1, False, out=logprobs)
-            if soft_ids is None:
-                picked = logprobs[rows, t]
-                loss -= picked.sum()
-            else:  # a target distribution per position: ids and probabilities of its k likeliest tokens
-                ids, q = soft_ids[start : start + chunk], soft_probs[start : start + chunk].to(softmax_dtype)
-                loss -= (logprobs.gather(1, ids) * q).sum()
+            picked = logprobs[rows, t]
+            loss -= picked.sum()
             correct += (logprobs.argmax(1) == t).sum()
             if not want_grad:
                 continue
-            # d(loss)/d(logits) = softmax - target (one-hot or soft), written back over the logits in the compute dtype
-            if soft_ids is None:
-                grad = logits.copy_(logprobs.exp_())
-                grad[rows, t] = (picked.exp() - 1).to(compute_dtype)
-            else:  # summed in fp32, not set: a one-hot row repeats its token with probability 0 after the first
-                grad = logits.copy_(logprobs.exp_().scatter_add_(1, ids, -q))
+            # d(loss)/d(logits) = softmax - one_hot, written back over the logits in the compute dtype
+            grad = logits.copy_(logprobs.exp_())
+            grad[rows, t] = (picked.exp() - 1).to(compute_dtype)
             grad_hidden[start : start + chunk] = (grad @ w).to(hidden.dtype)
             if grad_weight is not None:
                 grad_weight += (grad.T @ h).to(softmax_dtype)
@@ -286,18 +277,15 @@ class _HeadLoss(torch.autograd.Function):
     def backward(ctx, grad_loss, _grad_correct):
         grad_hidden, grad_weight = ctx.saved_tensors
         grad_weight = None if grad_weight is None else (grad_weight * grad_loss).to(ctx.weight_dtype)
-        return grad_hidden * grad_loss, grad_weight, None, None, None, None, None, None
+        return grad_hidden * grad_loss, grad_weight, None, None, None, None
 
 
 def head_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, bf16: bool,
-              chunk: int = 128, workspace: Workspace | None = None,
-              soft: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              chunk: int = 128, workspace: Workspace | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy of the LM head on `hidden` ([N, d]) against `targets` ([N]), and how many are the argmax.
 
     The same values as `F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")` under
-    autocast: the GEMMs run in bf16 when `bf16`, the softmax in fp32. With `soft` = (ids, probs), each
-    [N, k], the cross-entropy is against those distributions instead (`scoring.cross_entropy`).
+    autocast: the GEMMs run in bf16 when `bf16`, the softmax in fp32.
     """
-    soft_ids, soft_probs = soft if soft is not None else (None, None)
     return _HeadLoss.apply(hidden, weight, targets, torch.bfloat16 if bf16 else weight.dtype, chunk,
-                           workspace or Workspace(), soft_ids, soft_probs)
+                           workspace or Workspace())
