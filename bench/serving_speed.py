@@ -1,9 +1,10 @@
 """Serving and evaluation speed of two trees side by side: the server at 1, 8 and 50 concurrent clients,
-one adapter against two mixed in one batch, and base-vs-tuned evaluation of held-out rows.
+one adapter against two mixed in one batch, and base-vs-tuned evaluation of held-out rows; then one
+stream, this tree against llama.cpp on the same run.
 
     python bench/serving_speed.py RUN --other RUN2 --runs-dir DIR [--before TREE] [--clients 1,8,50]
                                   [--max-tokens 48] [--batch-size N] [--eval-data FILE] [--eval-rows 200]
-                                  [--only server|eval]
+                                  [--only server|eval|single]
 
 TREE is another checkout of tailored (e.g. `git worktree add /tmp/before HEAD~1`); every measurement
 runs in a child process, once with TREE's library and once with this one's, alternating, so both see
@@ -14,6 +15,10 @@ the same machine in the same run. Without --before, only this tree runs.
   --max-tokens tokens. "mixed" is the highest level again with requests alternating RUN and RUN2.
 - evaluation: `compare` (base with the adapter off, then tuned) on the first --eval-rows rows of
   --eval-data, as `tailor eval` runs it; the answers of both trees are compared row by row.
+- single stream (this tree only): `decode_speed.py`'s single-stream measurement of the same run, 4 prompts
+  of --eval-data, 64 new tokens each: the torch decode loop, the llama.cpp engine that `predict` and `chat`
+  use when llama-cpp-python is installed (the run as an f32 GGUF), and llama.cpp on the run's f16 export,
+  with each one's ratio to llama.cpp.
 """
 
 from __future__ import annotations
@@ -99,6 +104,40 @@ def child_eval(args) -> dict:
             "answers": [[r["base"], r["tuned"]] for r in result.rows]}
 
 
+def child_single(args) -> dict:
+    """Decode tokens/s of one stream, each engine in turn on the same prompts (see decode_speed.py)."""
+    import decode_speed as ds
+    import torch
+
+    from tailored.data import load_dataset
+    from tailored.data.encode import render_prompt
+    from tailored.tuned import load
+
+    tuned = load(args.run, runs_dir=args.runs_dir, engine="torch")
+    rows = load_dataset(args.eval_data, labels=tuned.labels).examples[:4]
+    prompts = [tuned.tokenizer(render_prompt(tuned.tokenizer, r.prompt), add_special_tokens=False,
+                               return_tensors="pt")["input_ids"] for r in rows]
+    n = 64
+    engines = {"tailored, torch decode loop": lambda ids: ds.single_stream_torch(tuned.model, ids, n, True)}
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        Llama = None
+    if Llama:
+        gguf = ds.find_gguf(tuned.path, None)
+        theirs = Llama(model_path=str(gguf), n_ctx=4096, n_threads=torch.get_num_threads(), n_batch=512, verbose=False)
+        ours = load(args.run, runs_dir=args.runs_dir, engine="llama.cpp")._llama_model().llm  # f32 GGUF, written once
+        engines["tailored, llama.cpp engine (f32)"] = lambda ids: ds.single_stream_llama(ours, ids[0].tolist(), n)
+        engines["llama.cpp on the f16 export"] = lambda ids: ds.single_stream_llama(theirs, ids[0].tolist(), n)
+    for fn in engines.values():  # warm-up: first calls allocate and pick kernels
+        fn(prompts[0])
+    rates = {}
+    for name, fn in engines.items():
+        seconds = sum(fn(ids)[1] for ids in prompts)
+        rates[name] = len(prompts) * (n - 1) / seconds
+    return {"rates": rates, "prompts": len(prompts), "new_tokens": n}
+
+
 def in_child(tree: Path, what: str, args) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree))
     cmd = [sys.executable, __file__, args.run, "--other", args.other, "--runs-dir", str(Path(args.runs_dir).resolve()),
@@ -122,10 +161,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=0, help="the server's --batch-size (default: each tree's own)")
     ap.add_argument("--eval-data", default="examples/support.heldout.jsonl")
     ap.add_argument("--eval-rows", type=int, default=200)
-    ap.add_argument("--only", choices=["server", "eval"], help="measure one of the two")
+    ap.add_argument("--only", choices=["server", "eval", "single"], help="measure one of the three")
     ap.add_argument("--fp32", action="store_true",
                     help="answer in fp32 in both trees (trees before 2026-12-02 used bf16 on CPUs with native bf16)")
-    ap.add_argument("--child", choices=["server", "eval"])
+    ap.add_argument("--child", choices=["server", "eval", "single"])
     args = ap.parse_args()
     if args.child:
         if args.fp32:  # an older tree chose bf16 autocast wherever the CPU has native bf16; this one answers in fp32
@@ -134,7 +173,7 @@ def main() -> None:
             torch.backends.mkldnn.is_available = lambda: False
         import tailored
 
-        result = (child_server if args.child == "server" else child_eval)(args)
+        result = {"server": child_server, "eval": child_eval, "single": child_single}[args.child](args)
         result["library"] = str(Path(tailored.__file__).parent.parent)
         if args.child == "server":
             from tailored.config import ServerConfig
@@ -148,19 +187,23 @@ def main() -> None:
     here = Path(__file__).resolve().parent.parent
     trees = {"before": Path(args.before).resolve(), "after": here} if args.before else {"after": here}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; run {args.run}, other {args.other}")
-    server, evals = {}, {}
+    server, evals, single = {}, {}, None
     for name, tree in trees.items():
-        if args.only != "eval":
+        if args.only in (None, "server"):
             server[name] = in_child(tree, "server", args)
             print(f"  server measured on {server[name]['library']} (batch {server[name]['batch_size']})", flush=True)
     for name, tree in trees.items():
-        if args.only != "server":
+        if args.only in (None, "eval"):
             evals[name] = in_child(tree, "eval", args)
             print(f"  evaluation measured on {evals[name]['library']}", flush=True)
+    if args.only in (None, "single"):
+        single = in_child(here, "single", args)
     if server:
         report_server(args, trees, server)
     if evals:
         report_eval(args, trees, evals)
+    if single:
+        report_single(single)
 
 
 def report_server(args, trees: dict, server: dict) -> None:
@@ -190,6 +233,17 @@ def report_eval(args, trees: dict, evals: dict) -> None:
         same = [sum(x[k] == y[k] for x, y in zip(b["answers"], a["answers"])) for k in (0, 1)]
         print(f"  after / before: x{b['seconds'] / a['seconds']:.2f} faster; identical answers: base "
               f"{same[0]}/{len(a['answers'])}, tuned {same[1]}/{len(a['answers'])}")
+
+
+def report_single(single: dict) -> None:
+    rates = single["rates"]
+    print(f"\nsingle stream, this tree: {single['prompts']} prompts, {single['new_tokens']} new tokens each, decode only")
+    reference = rates.get("llama.cpp on the f16 export")
+    for name, rate in rates.items():
+        ratio = f"   x{rate / reference:.2f} llama.cpp" if reference else ""
+        print(f"  {name:34s} {rate:6.1f} tok/s ({1000 / rate:5.1f} ms/token){ratio}")
+    if not reference:
+        print("  llama.cpp: not installed (pip install -e '.[llama]'), so no ratio")
 
 
 if __name__ == "__main__":
