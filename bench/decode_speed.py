@@ -9,6 +9,7 @@ On the same run (base + LoRA adapter) and the same rendered prompts:
 2. answers: greedy with stop tokens on --rows held-out rows, batched 16 as evaluation does, for the
    tuned model and the base (adapter off), with both tailored paths. Prints the time and how many answers
    are identical. llama.cpp's answers to the same rows (one at a time) are compared with tailored's;
+   The run's adapter merged into a copy of the base weights is timed beside them, and its answers compared;
 3. the predict path: `load(RUN, engine=...).generate` one prompt at a time on the same rows, with the
    torch engine and the llama.cpp engine (the run as an f32 GGUF), against llama.cpp on the f16 export.
 
@@ -19,6 +20,7 @@ llama.cpp runs only when `llama_cpp` (llama-cpp-python) is installed; it reads t
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from pathlib import Path
@@ -124,6 +126,11 @@ def main() -> None:
 
     engines = {"transformers generate": lambda ids: single_stream_torch(model, ids, args.new_tokens, False),
                "tailored decode loop": lambda ids: single_stream_torch(model, ids, args.new_tokens, True)}
+    # #19's lever "adapters merged into the weights when one model serves alone": each projection then skips
+    # its adapter's two small products, at the price of other rounding (W + s·BA summed once)
+    merged = copy.deepcopy(model).merge_and_unload() if hasattr(model, "merge_and_unload") else None
+    if merged is not None:
+        engines["decode loop, adapter merged"] = lambda ids: single_stream_torch(merged, ids, args.new_tokens, True)
     if llm:
         engines["llama.cpp (f16 GGUF)"] = lambda ids: single_stream_llama(llm, ids[0].tolist(), args.new_tokens)
         ours = load(args.run, engine="llama.cpp")._llama_model().llm  # the engine's own f32 GGUF, written if missing
@@ -143,6 +150,8 @@ def main() -> None:
         print(f"  {name:24s} decode {rates[name]:6.1f} tok/s ({1000 / rates[name]:5.1f} ms/token)   "
               f"end to end {len(prompts) * args.new_tokens / (prefill + steps):6.1f} tok/s")
     new = rates["tailored decode loop"]
+    if merged is not None:
+        print(f"  adapter merged / decode loop: {rates['decode loop, adapter merged'] / new:.2f}x")
     print(f"  decode loop / generate: {new / rates['transformers generate']:.2f}x", end="")
     print(f"   decode loop / llama.cpp: {new / rates['llama.cpp (f16 GGUF)']:.2f}x   llama.cpp engine (f32) / llama.cpp "
           f"(f16): {rates['tailored llama.cpp engine'] / rates['llama.cpp (f16 GGUF)']:.2f}x" if llm else "", "\n")
@@ -163,6 +172,12 @@ def main() -> None:
             print(f"  {who:5s} {path:11s} {seconds:6.1f} s  {n / seconds:5.1f} tok/s")
         same = sum(a == b for a, b in zip(answers[who, "decode loop"], answers[who, "generate"]))
         print(f"  {who}: {same}/{len(rows_texts)} answers identical between the two paths")
+    if merged is not None:
+        with torch.no_grad():
+            seconds, answers["merged"] = timed(lambda: generation.generate_ids(merged, tok, rows_texts, budget, 16))
+        same = sum(a == b for a, b in zip(answers["merged"], answers["tuned", "decode loop"]))
+        print(f"  tuned, adapter merged, decode loop {seconds:6.1f} s  {sum(map(len, answers['merged'])) / seconds:5.1f} "
+              f"tok/s; {same}/{len(rows_texts)} answers identical to the adapter's")
     if llm:
         stop = stop_token_ids(tok, model)
         ids = [tok(t, add_special_tokens=False)["input_ids"] for t in rows_texts]

@@ -61,9 +61,10 @@ from tailored.pipeline import evaluate  # noqa: E402
 # asks whether an adapter with room for both behaviours pays less for the guard. "replies cut" keeps each
 # replayed answer only up to the task's mean answer length (`cut_replies`), so that the guard's rows weigh
 # in the token-summed loss as rows, not as the base's long answers (42% of sgd_responses' tokens otherwise).
+# "guard 0.3" and "guard 0.4": a larger share of replayed rows than the default 0.2, for the kept share.
 SETTINGS = {"guard on": {}, "--guard 0": {"guard": 0.0}, "prompt only": {"guard": 0.0, "prompted": True},
             "general only": {"rows": "general"}, "plain only": {"rows": "plain"}, "guard, rank 32": {"rank": 32},
-            "replies cut": {"rows": "cut"}}
+            "replies cut": {"rows": "cut"}, "guard 0.3": {"guard": 0.3}, "guard 0.4": {"guard": 0.4}}
 BASELINE = "--guard 0"
 
 
@@ -155,8 +156,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="guard-seeds-"))
     data = quality.write(folder / f"{args.task}.jsonl", train)
     heldout = quality.write(folder / f"{args.task}.heldout.jsonl", test)
-    prompted = (quality.write(folder / f"{args.task}.prompted.jsonl", with_prompt(train)),
-                quality.write(folder / f"{args.task}.prompted.heldout.jsonl", with_prompt(test)))
+    prompted = (quality.write(folder / f"{args.task}.prompted.jsonl", with_prompt(train)),  # input/output rows only
+                quality.write(folder / f"{args.task}.prompted.heldout.jsonl", with_prompt(test))) \
+        if any(SETTINGS[label].get("prompted") for label in args.settings) else None
     out = Path(args.out)
     record = json.loads(out.read_text()) if out.exists() else {}
     per_seed = record.setdefault(args.task, {})
