@@ -8,7 +8,7 @@ On the same run (base + LoRA adapter) and the same rendered prompts:
    second of decoding alone, and "end to end" includes the prefill;
 2. answers: greedy with stop tokens on --rows held-out rows, batched 16 as evaluation does, for the
    tuned model and the base (adapter off), with both tailored paths. Prints the time and how many answers
-   are identical. llama.cpp's answers to the same rows (one at a time) are compared with tailored's;
+   are identical. llama.cpp's answers to the same rows (one at a time) are compared with tailored's.
    The run's adapter merged into a copy of the base weights is timed beside them, and its answers compared;
 3. the predict path: `load(RUN, engine=...).generate` one prompt at a time on the same rows, with the
    torch engine and the llama.cpp engine (the run as an f32 GGUF), against llama.cpp on the f16 export.

@@ -111,6 +111,7 @@ def child_single(args) -> dict:
 
     from tailored.data import load_dataset
     from tailored.data.encode import render_prompt
+    from tailored.models import llama_cpp
     from tailored.tuned import load
 
     tuned = load(args.run, runs_dir=args.runs_dir, engine="torch")
@@ -119,11 +120,9 @@ def child_single(args) -> dict:
                                return_tensors="pt")["input_ids"] for r in rows]
     n = 64
     engines = {"tailored, torch decode loop": lambda ids: ds.single_stream_torch(tuned.model, ids, n, True)}
-    try:
+    if llama_cpp.installed():
         from llama_cpp import Llama
-    except ImportError:
-        Llama = None
-    if Llama:
+
         gguf = ds.find_gguf(tuned.path, None)
         theirs = Llama(model_path=str(gguf), n_ctx=4096, n_threads=torch.get_num_threads(), n_batch=512, verbose=False)
         ours = load(args.run, runs_dir=args.runs_dir, engine="llama.cpp")._llama_model().llm  # f32 GGUF, written once
