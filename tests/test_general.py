@@ -24,7 +24,8 @@ def test_the_check_and_the_replay_sets_are_big_enough_and_kept_apart():
     checked_runs = set().union(*(runs(q.prompt) for q in checks))
     assert [p for p in replay if runs(p) & checked_runs] == []
     generic = {"yes", "no", "true", "false", "one", "two", "three", "four", "six", "seven", "eight", "twelve", "zero"}
-    named = {a for q in checks for a in q.accept if re.search(r"[a-z]{3}", a, re.IGNORECASE) and a.lower() not in generic}
+    named = {a for q in checks for a in q.accept
+             if re.search(r"[a-z]{3}", a, re.IGNORECASE) and a.lower() not in generic}
     assert [(p, a) for p in replay for a in named if Question(p, (a,), "fact").correct(p)] == []
     covered = r"\b(capital|planet|plus|minus|divided|opposite|plural|translate|past tense)\b|\btimes \d"
     assert [p for p in replay if re.search(covered, p, re.IGNORECASE)] == []

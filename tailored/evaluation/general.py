@@ -1,15 +1,17 @@
 """General ability, kept and measured: the base's own answers replayed in training, and a checked question set.
 
-Two sets of general prompts, written for this project and kept apart (tests/test_general.py checks
-that they share no prompt and no topic):
+Two sets of general prompts, written for this project and kept apart item by item (tests/test_general.py
+checks that no replayed request is a checked question reworded, names a checked answer, or takes on a
+topic the check covers question by question):
 
 - `general/check.jsonl`: 129 questions with short checkable answers (facts, arithmetic, simple
   instructions). `retention` reports the share of the questions the base answers correctly that the
   tuned model still answers correctly, with a 95% bootstrap interval.
-- `general/replay.txt`: 171 open requests (explain, list, write, advise; no sums and none of the
-  checked facts). `replay_examples` answers them with the base model itself, greedily, and those
-  conversations are mixed into training: the guard. It needs no data from the user and no network,
-  and costs one generation pass per base (cached by the base's file hash and the decode settings).
+- `general/replay.txt`: 171 open requests (explain, list, write, advise) and 122 short questions
+  (facts, sums, small instructions: the kinds of answer a tuned model loses most). `replay_examples`
+  answers them with the base model itself, greedily, and those conversations are mixed into training:
+  the guard. It needs no data from the user and no network, and costs one generation pass per base
+  (cached by the base's file hash and the decode settings).
 """
 
 from __future__ import annotations
