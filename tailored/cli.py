@@ -163,7 +163,7 @@ def chat(run: str = typer.Argument(..., help="Run folder or name."),
     from tailored.tuned import load
 
     tuned = load(chosen(run, runs_dir), runs_dir, engine)
-    messages = tuned.messages_for("")[:-1]  # the run's system prompt, if it had one
+    messages: list[dict] = []  # `generate` puts the run's system prompt first, as for every message list
     while True:
         try:
             line = input("you> ").strip()

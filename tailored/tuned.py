@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from tailored.data.encode import render_prompt, stop_token_ids
+from tailored.data.formats import as_trained
 from tailored.evaluation.generate import ROWS, decode_answers, generate
 from tailored.evaluation.metrics import match_label
 from tailored.models import context_length, llama_cpp, load_causal_lm, load_tokenizer, resolve_base
@@ -38,8 +39,9 @@ AUTO_LLAMA_CPP_MOST = 7
 class Tuned:
     """A finished run as a model: a base with its LoRA adapter, a fully fine-tuned model, or a classifier.
 
-    `generate` takes a string (sent as the user turn, after the run's system prompt if it had one)
-    or a list of chat messages. A classifier answers with one of its labels.
+    `generate` takes a string (sent as the user turn) or a list of chat messages; either way the run's
+    system prompt, if it had one, goes first unless the messages bring their own, as the server does.
+    A classifier answers with one of its labels.
     """
 
     def __init__(self, path: Path, engine: str = "auto"):
@@ -130,11 +132,8 @@ class Tuned:
         return self.task.get("labels")
 
     def messages_for(self, prompt: str | list[dict]) -> list[dict]:
-        if not isinstance(prompt, str):
-            return list(prompt)
-        messages = [{"role": "user", "content": prompt}]
-        system = self.task.get("system_prompt")
-        return [{"role": "system", "content": system}, *messages] if system else messages
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        return as_trained(messages, self.task.get("system_prompt"))
 
     def generate(self, prompts: str | list[dict] | list[str | list[dict]], max_new_tokens: int = 256,
                  batch_size: int = ROWS) -> str | list[str]:

@@ -131,6 +131,12 @@ def test_a_run_with_documents_answers_every_question_with_its_passages(tiny_base
     assert asked[0][1] == {"role": "user", "content": "When are refunds given?"}
     tailored.load(plain.path, engine="torch").generate("When are refunds given?")
     assert asked[1] == [{"role": "system", "content": system}, {"role": "user", "content": "When are refunds given?"}]
+    # a message list is asked as the server asks it: the run's system prompt first unless it brings its own
+    asked.clear()
+    assert tuned.generate([{"role": "user", "content": "When are refunds given?"}]) == "ok"
+    assert asked[0][0]["role"] == "system" and asked[0][0]["content"].startswith(system + "\n\n" + HEADER)
+    tuned.generate([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Refunds?"}])
+    assert asked[1][0]["content"].startswith("Be brief.") and system not in asked[1][0]["content"]
 
 
 def test_the_server_asks_a_run_with_documents_with_its_passages(tiny_base, tmp_path, monkeypatch):

@@ -296,6 +296,14 @@ def attach_label_prompt(examples: list[Example], labels: list[str]) -> str:
     return system
 
 
+def as_trained(messages: list[dict], system: str | None) -> list[dict]:
+    """`messages` with the run's system prompt first where they bring none of their own: a run is asked as it
+    was trained and evaluated, whether through `predict`, the server or the export's Modelfile."""
+    if not system or (messages and messages[0].get("role") == "system"):
+        return list(messages)
+    return [{"role": "system", "content": system}, *messages]
+
+
 def without_task_prompt(messages: list[dict]) -> list[dict]:
     """The turns as the user wrote them: tailored's own TASK_PROMPT left out."""
     return messages[1:] if messages and messages[0] == {"role": "system", "content": TASK_PROMPT} else messages

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from tailored.config import ServerConfig
 from tailored.data import tools
 from tailored.data.encode import render_prompt
+from tailored.data.formats import as_trained
 from tailored.server.errors import APIError, error_response as _error
 from tailored.server.pool import Job, Pool, UnknownModel
 
@@ -175,8 +176,7 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
                     raise APIError(400, "a classifier answers with one label: ask without stream", param="stream")
                 return next((m.content or "" for m in reversed(req.messages) if m.role == "user"), "")
             messages = [m.model_dump(exclude_none=True) for m in req.messages]
-            if served.system_prompt and messages[0]["role"] != "system":  # asked the way it was trained
-                messages = [{"role": "system", "content": served.system_prompt}, *messages]
+            messages = as_trained(messages, served.system_prompt)
             if served.retriever:  # the passages it was trained and evaluated with, as `load().generate()` adds
                 messages = served.retriever.ground([messages])[0]
             return render_prompt(served.tokenizer, tools.plain_messages(messages, functions))
