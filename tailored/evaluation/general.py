@@ -143,7 +143,7 @@ def base_replies(model, tokenizer, fingerprint: str, conversations: list[list[di
     if path.exists():
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     # the default batch: each row's answer is the one it gets alone, so more rows at once are only faster
-    # (the 171 replay requests: 84.5 s in rows of 16, 47.1 s in 64, all 171 the same)
+    # (the 171 open requests, before the short questions joined: 84.5 s in rows of 16, 47.1 s in 64, all the same)
     ids = generate_ids(model, tokenizer, texts, REPLAY_ANSWER_TOKENS, ROWS, bf16)
     stops = stop_token_ids(tokenizer, model)
     finished = [bool(row) and row[-1] in stops for row in ids]
