@@ -298,7 +298,8 @@ def attach_label_prompt(examples: list[Example], labels: list[str]) -> str:
 
 def as_trained(messages: list[dict], system: str | None) -> list[dict]:
     """`messages` with the run's system prompt first where they bring none of their own: a run is asked as it
-    was trained and evaluated, whether through `predict`, the server or the export's Modelfile."""
+    was trained and evaluated, through `predict`, `chat` and the server alike (the export's Modelfile carries
+    the same prompt as its SYSTEM line)."""
     if not system or (messages and messages[0].get("role") == "system"):
         return list(messages)
     return [{"role": "system", "content": system}, *messages]
