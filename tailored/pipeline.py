@@ -23,7 +23,7 @@ from tailored.data.encode import stop_token_ids
 from tailored.data.formats import TASK_PROMPT, attach_task_prompt
 from tailored.data.prepare import (Prepared, encode_chat_all, encode_labelled_all, give_task_prompt, load_splits,
                                    render_masked)
-from tailored.device import device_of, generation_bf16
+from tailored.device import choose_bf16, device_of, generation_bf16
 from tailored.errors import TailoredError
 from tailored.evaluation import preference, report as html_report
 from tailored.evaluation.compare import Comparison, print_comparison
@@ -326,7 +326,8 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
         asked = prep.retriever.ground_examples(rows) if prep.retriever else rows  # as the run will be asked
         comparison = assess(model, tokenizer, asked, prep.train_examples, prep.train.labels, eval_cfg, bf16,
                             classify, base_model, base, [d.text for d in prep.documents],
-                            house_voice(eval_cfg.voice, run_cfg.runs_dir))
+                            house_voice(eval_cfg.voice, run_cfg.runs_dir),
+                            loss_bf16=choose_bf16(train_cfg.bf16, device_of(model)))
         if parent:
             maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
         if train_cfg.method == "dpo":
@@ -375,7 +376,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     comparison = assess(tuned.model, tuned.tokenizer, examples, train_rows, tuned.labels, eval_cfg,
                         tuned.bf16, classify, base_model, tuned.base,
                         [d.text for d in prep.documents] if prep else [],
-                        house_voice(eval_cfg.voice, runs_dir))
+                        house_voice(eval_cfg.voice, runs_dir), loss_bf16=tuned.trained_bf16)
     console = _console(quiet)
     print_comparison(comparison, console, eval_cfg.samples)
     print_evidence(comparison.review, console)

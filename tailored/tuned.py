@@ -24,7 +24,7 @@ from tailored.models.gguf_file import default_gguf_path, gguf_architecture, writ
 from tailored.models.load import quiet_transformers
 from tailored.models.retrieval import Retriever
 from tailored.runs import read_json, resolve_run
-from tailored.device import device_of, generation_bf16
+from tailored.device import choose_bf16, device_of, generation_bf16
 from tailored.errors import TailoredError
 from tailored.models.scoring import label_probabilities, predict_labels
 from tailored.models.sentence_classifier import SentenceClassifier
@@ -74,7 +74,9 @@ class Tuned:
                 self.model = PeftModel.from_pretrained(base_model, path / "adapter")
         self.model.eval()
         # generate the way the run's own evaluation did
-        self.bf16 = generation_bf16(read_json(path / "config.json")["train"].get("bf16"), device_of(self.model))
+        setting = read_json(path / "config.json")["train"].get("bf16")
+        self.bf16 = generation_bf16(setting, device_of(self.model))
+        self.trained_bf16 = choose_bf16(setting, device_of(self.model))  # how its validation loss was measured
         self.engine = self._choose_engine(engine)
         self._auto = engine == "auto"
         self._llama = None  # the llama.cpp model, loaded on the first answer

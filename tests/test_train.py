@@ -120,6 +120,26 @@ def test_train_writes_a_complete_run_and_beats_the_base(tiny_base, tmp_path):
     assert second.path.name == "v2"
 
 
+@pytest.mark.parametrize("bf16", [True, False])
+def test_the_held_out_loss_is_measured_in_training_s_precision_and_answers_in_fp32_on_cpu(tiny_base, tmp_path,
+                                                                                         monkeypatch, bf16):
+    from tailored.evaluation import evidence
+
+    losses, answers, loss = [], [], evidence.mean_token_loss
+    monkeypatch.setattr(evidence, "mean_token_loss", lambda *a: losses.append(a[-1]) or loss(*a))
+    compare = evidence.compare
+    monkeypatch.setattr(evidence, "compare", lambda *a, **kw: answers.append(a[5]) or compare(*a, **kw))
+    data = write_jsonl(tmp_path / "yes.jsonl", yes_rows(20))
+    write_jsonl(tmp_path / "yes.heldout.jsonl", yes_rows(3, start=500))
+    run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=2, bf16=bf16), DataConfig(guard=0),
+                         EvalConfig(max_new_tokens=2, forgetting=False), RunConfig(runs_dir=str(tmp_path / "runs")),
+                         quiet=True)
+    tailored.evaluate(run.path, eval_cfg=EvalConfig(max_new_tokens=2, forgetting=False), quiet=True)
+    assert losses == [bf16] * 4  # base and tuned, in the run and in `evaluate`
+    assert answers == [False, False]
+    assert json.loads((run.path / "metrics.json").read_text())["eval"]["review"]["loss"]["rows"] == 3
+
+
 def test_automatic_settings_are_explained(tiny_base, tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", yes_rows(30))
     run = tailored.train(data, TrainConfig(base=str(tiny_base), max_steps=2), DataConfig(), EvalConfig(),

@@ -33,7 +33,10 @@ def below_floor(fg: dict) -> bool:
 
 
 def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_model=None) -> dict:
-    """Per-token loss and perplexity of the expected answers under base and tuned (teacher forcing)."""
+    """Per-token loss and perplexity of the expected answers under base and tuned (teacher forcing).
+
+    `bf16` is training's setting, not answering's: the loss is then measured as validation loss was, and on
+    a CPU with AMX it takes half the time of fp32 (15 against 30 s for usaddress's 100 rows, 2026-12-04)."""
     encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in examples]) if not isinstance(e, TemplateError)]
     if not encoded:
         return {}
@@ -70,12 +73,16 @@ def choose_primary(comparison: Comparison, metric: str | None) -> None:
 
 def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, train_targets: list[str],
            model=None, tokenizer=None, examples: list[Example] | None = None, bf16: bool = False,
-           base_model=None, train_prompts: list[str] | None = None, base_answers=None) -> dict:
-    """Attach the evidence to `comparison.review` and return it. `model` is None for classifiers."""
+           base_model=None, train_prompts: list[str] | None = None, base_answers=None,
+           loss_bf16: bool | None = None) -> dict:
+    """Attach the evidence to `comparison.review` and return it. `model` is None for classifiers.
+
+    `bf16` is for answering; `loss_bf16` (training's bf16, default `bf16`) for the held-out loss."""
     choose_primary(comparison, cfg.metric)
     evidence: dict = {}
     if model is not None and examples:
-        evidence["loss"] = heldout_loss(model, tokenizer, examples[: len(comparison.rows)], bf16, base_model)
+        evidence["loss"] = heldout_loss(model, tokenizer, examples[: len(comparison.rows)],
+                                        bf16 if loss_bf16 is None else loss_bf16, base_model)
         if cfg.forgetting:
             evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers, train_targets)
     if comparison.task != "label":
@@ -145,9 +152,11 @@ def print_evidence(evidence: dict, console) -> None:
 
 
 def assess(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
-           base_model=None, base=None, documents: list[str] = (), voice=None) -> Comparison:
+           base_model=None, base=None, documents: list[str] = (), voice=None,
+           loss_bf16: bool | None = None) -> Comparison:
     """Before vs tuned on `rows`, with the evidence attached; shared by `tailor train` and `tailor eval`.
 
+    `bf16` is for answering, `loss_bf16` for the held-out loss (see `gather`).
     `documents` (--documents' texts) count as training text where the evidence asks what training saw;
     `voice` is --voice's scorer (`tuned.house_voice`)."""
     if classify:  # the untuned encoder's embeddings are one of the baselines
@@ -159,5 +168,5 @@ def assess(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf1
         comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice, base_answers)
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
            rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents),
-           base_answers)
+           base_answers, loss_bf16)
     return comparison
