@@ -7,7 +7,8 @@ The data sets are `../shared/realdata/` (see its README); each task is a seeded 
 whole benchmark took 62 minutes (Intel Xeon, 2026-12-04; 69 with TRL on sgd_responses) to 89 (AMD EPYC) on 2
 cores from an empty cache, 52.5 with a warm one (2026-12-03, without --guard-off). `--trl` needs the bench extra
 (`pip install -e ".[bench]"`: trl and datasets). Every figure is on held-out rows never trained on,
-with a 95% bootstrap interval, and every task records its wall time.
+with a 95% bootstrap interval, and every task records its wall time. A speed probe (seconds per training
+step of the base on a fixed batch) at the start and the end puts the total beside this machine's speed that day.
 
 - Classifiers (clinc150 at 8 and 64 rows per intent, tweeteval_emotion): `tailor train --task
   classify` with defaults against both simple baselines it measures itself (TF-IDF + logistic
@@ -184,6 +185,31 @@ def run_trl(name: str, folder: Path, budget_s: float) -> dict:
             "trl_epochs": round(trainer.state.epoch or 0, 2)}
 
 
+def speed_probe(steps: int = 2) -> float:
+    """Seconds per bf16 training step of SmolLM2-135M on a fixed 8 x 128-token batch: this machine's speed now.
+
+    The same CPU model has run the same training steps 1.4-2.7x slower than in an earlier session, and slowed
+    down within one run (2026-12-04), so a run's wall time is read against this, taken at its start and end."""
+    import torch
+
+    from tailored.device import autocast, choose_bf16
+    from tailored.models import load_causal_lm, resolve_base
+
+    torch.manual_seed(0)
+    model = load_causal_lm(resolve_base("smollm2-135m"))
+    model.train()
+    ids = torch.randint(0, model.config.vocab_size, (8, 128))
+    bf16, seconds = choose_bf16(None, ids.device), []
+    for _ in range(steps + 1):  # the first is a warm-up
+        start = time.perf_counter()
+        with autocast(ids.device, bf16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        model.zero_grad()
+        seconds.append(time.perf_counter() - start)
+    return min(seconds[1:])
+
+
 def fmt(value, ci) -> str:
     return f"{value:.1f} [{ci[0]:.1f}–{ci[1]:.1f}]" if ci else f"{value:.1f}"
 
@@ -220,7 +246,9 @@ def main() -> None:
         if not (importlib.util.find_spec("trl") and importlib.util.find_spec("datasets")):
             sys.exit('--trl needs the bench extra: pip install -e ".[bench]" (or pass --trl "")')
     folder = Path(tempfile.mkdtemp(prefix="quality-"))
-    results, started = [], time.perf_counter()
+    results, started = [], time.perf_counter()  # the probes count: they are part of the command's hour
+    probe = {"start_step_s": speed_probe()}
+    print(f"speed probe: {probe['start_step_s']:.2f} s a training step", flush=True)
     guard_off = args.guard_off.split(",")
     for name in names:
         if not (args.guard_off_only and name in guard_off):
@@ -236,8 +264,12 @@ def main() -> None:
             results.append(off)
             print(json.dumps(off), flush=True)
         Path(args.out).write_text(json.dumps(results, indent=1))
+    probe["end_step_s"] = speed_probe()
+    total = time.perf_counter() - started
+    Path(args.out).write_text(json.dumps(results + [{"speed_probe": probe}], indent=1))
     print(table(results))
-    print(f"\ntotal wall time {time.perf_counter() - started:.0f} s")
+    print(f"\ntotal wall time {total:.0f} s; speed probe {probe['start_step_s']:.2f} s a training step at the start, "
+          f"{probe['end_step_s']:.2f} at the end")
 
 
 if __name__ == "__main__":
