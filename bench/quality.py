@@ -137,6 +137,9 @@ def run_tailored(name: str, folder: Path, guard: float | None = None) -> dict:
         fg = c.review.get("forgetting") or {}
         out["general"] = {k: fg.get(k) for k in ("kept", "base_correct", "kept_share", "kept_ci", "tuned_correct",
                                                  "floor")}
+        if asked := fg.get("as_asked"):  # with the run's system prompt first, as predict and the server ask
+            out["general"]["as_asked"] = {k: asked.get(k) for k in ("system", "kept", "base_correct", "kept_share",
+                                                                    "kept_ci", "floor")}
     return out
 
 
@@ -224,6 +227,8 @@ def table(results: list[dict]) -> str:
         g = r.get("general") or {}
         kept = f"{g['kept']}/{g['base_correct']} ({fmt(g['kept_share'], g['kept_ci'])})" if g.get("kept_share") \
             is not None else "—"
+        if (asked := g.get("as_asked") or {}).get("kept_share") is not None:
+            kept += f"; with its system prompt {asked['kept']}/{asked['base_correct']} (floor {asked['floor']['kept']})"
         lines.append(f"| {r['task']}{' (guard off)' if r.get('guard_off') else ''} | {r['train_rows']} / "
                      f"{r['heldout_rows']} | {r['primary']} | {base} | {best[0]}: {fmt(best[1]['value'], best[1]['ci'])} "
                      f"| {fmt(r['tuned'], r['tuned_ci'])} | {trl} | {kept} | {r['wall_s']:.0f} s |")

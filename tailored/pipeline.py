@@ -33,7 +33,7 @@ from tailored.models import context_length, load_causal_lm, load_tokenizer, mate
 from tailored.models import retrieval
 from tailored.runs import COMPLETE, index, read_json, resolve_run
 from tailored.runs.card import write_card
-from tailored.runs.record import saved_run, settings, start_run
+from tailored.runs.record import saved_run, settings, shared_system_prompt, start_run
 from tailored.runs.store import running
 from tailored.training import checkpoint, classifier, defaults, distributed, dpo, lora
 from tailored.training.loop import FitResult, fit, overfitting
@@ -327,7 +327,8 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
         comparison = assess(model, tokenizer, asked, prep.train_examples, prep.train.labels, eval_cfg, bf16,
                             classify, base_model, base, [d.text for d in prep.documents],
                             house_voice(eval_cfg.voice, run_cfg.runs_dir),
-                            loss_bf16=choose_bf16(train_cfg.bf16, device_of(model)))
+                            loss_bf16=choose_bf16(train_cfg.bf16, device_of(model)),
+                            system=shared_system_prompt(prep))  # as the lineage records it, predict adds it
         if parent:
             maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
         if train_cfg.method == "dpo":
@@ -376,7 +377,8 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
     comparison = assess(tuned.model, tuned.tokenizer, examples, train_rows, tuned.labels, eval_cfg,
                         tuned.bf16, classify, base_model, tuned.base,
                         [d.text for d in prep.documents] if prep else [],
-                        house_voice(eval_cfg.voice, runs_dir), loss_bf16=tuned.trained_bf16)
+                        house_voice(eval_cfg.voice, runs_dir), loss_bf16=tuned.trained_bf16,
+                        system=tuned.task.get("system_prompt"))
     console = _console(quiet)
     print_comparison(comparison, console, eval_cfg.samples)
     print_evidence(comparison.review, console)

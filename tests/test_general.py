@@ -288,3 +288,54 @@ def test_the_console_warns_when_tuning_put_general_answers_in_the_task_s_form():
 
     assert "11 of 129 general questions were answered in the task's form, a JSON object (the base: 0)" in shown(11, 0)
     assert "task's form" not in shown(2, 0) and "task's form" not in shown(4, 4)
+
+
+def test_the_check_is_also_asked_with_the_run_s_system_prompt_on_the_base_s_right_answers_only(monkeypatch):
+    """predict and the server put the run's system prompt first: kept is measured that way too, against the base
+    given the same prompt (that way's floor), asking only the questions the base got right."""
+    from contextlib import contextmanager
+
+    from rich.console import Console
+
+    from tailored.evaluation.evidence import general_answers, print_evidence
+
+    items = [Question(f"q{i}", (a,), "fact") for i, a in enumerate(["Paris", "12", "blue", "Nile"])]
+    monkeypatch.setattr(general, "questions", lambda: items)
+
+    class Model:
+        adapter = True
+
+        @contextmanager
+        def disable_adapter(self):
+            self.adapter = False
+            yield
+            self.adapter = True
+
+    said = {(False, None): ["Paris", "12", "red", "Nile"],  # the base: right on q0, q1, q3
+            (False, general.NEUTRAL_SYSTEM): ["Paris", "12", "red", "Nile"],
+            (False, "Be a support agent."): ["Paris", "13", "Nile"],  # q0, q1, q3 only: keeps 2 of 3
+            (True, None): ["Paris", "12", "blue", "Nile"],  # the run's own check: keeps 3 of 3
+            (True, "Be a support agent."): ["Lyon", "13", "The Nile"]}  # as predict asks: keeps 1 of 3
+    asked = []
+
+    def fake_generate(model, tok, prompts, *a, **k):
+        system = prompts[0][0]["content"] if prompts[0][0]["role"] == "system" else None
+        asked.append((model.adapter, system, [p[-1]["content"] for p in prompts]))
+        return said[(model.adapter, system)]
+
+    monkeypatch.setattr(general, "generate", fake_generate)
+    out = general_answers(Model(), None, False, system="Be a support agent.")
+    assert (out["kept"], out["base_correct"]) == (3, 3)
+    a = out["as_asked"]
+    assert (a["system"], a["kept"], a["base_correct"], a["floor"]["kept"]) == ("Be a support agent.", 1, 3, 2)
+    assert a["kept_share"] == pytest.approx(100 / 3) and a["floor"]["kept_share"] == pytest.approx(200 / 3)
+    assert [e["prompt"] for e in a["examples"]] == ["q0", "q1"]
+    assert [q for adapter, system, q in asked if system == "Be a support agent."] == [["q0", "q1", "q3"]] * 2
+
+    console = Console(record=True, width=400)
+    print_evidence({"forgetting": out}, console)
+    assert "with the run's system prompt first: 1 of the 3 (33% [" in console.export_text()
+
+    asked.clear()
+    assert "as_asked" not in general_answers(Model(), None, False)  # no system prompt: asked one way only
+    assert len(asked) == 3

@@ -146,6 +146,15 @@ def test_the_forgetting_section_sets_the_kept_share_beside_the_base_s_own_noise_
                        "examples": [{"prompt": "Sort these numbers: 3, 1, 2.", "tuned": '{"intents": ["sort"]}'}]}
     html = "".join(report._review_html({"forgetting": fg}))
     assert "<b>11 of 129</b> general questions (the base: 0)" in html and "{&quot;intents&quot;" in html
+    assert "Asked as it will be used" not in html  # no system prompt to ask with
+    fg["as_asked"] = {"system": "You are <Northwind>'s agent.", "kept": 40, "base_correct": 61, "kept_share": 65.6,
+                      "kept_ci": [54.1, 77.0], "floor": {"kept": 54, "kept_share": 88.5, "kept_ci": [80.3, 96.7]},
+                      "examples": [{"prompt": "What is the capital of Canada?", "expected": "Ottawa", "base": "Ottawa.",
+                                    "tuned": "Toronto"}]}
+    html = "".join(report._review_html({"forgetting": fg}))
+    assert "“You are &lt;Northwind&gt;&#x27;s agent.”" in html
+    assert "<b>40 of the 61 (66%, 95% interval 54–77)</b>" in html and "keeps 54 (88%, 80–97)" in html
+    assert "tuned, with the run's system prompt: Toronto" in html
 
 
 def test_the_looping_section_shows_both_counts_the_warning_and_an_example():

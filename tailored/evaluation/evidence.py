@@ -49,17 +49,25 @@ def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_mod
 
 
 def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=None,
-                    train_targets: list[str] = ()) -> dict:
+                    train_targets: list[str] = (), system: str | None = None) -> dict:
     """The general-ability check (evaluation/general.py) for base and tuned: the share of kept answers, the
     share the base itself keeps under a neutral system prompt (the measure's noise floor), and, for a task
-    whose answers are JSON, how many general answers came back in that form."""
+    whose answers are JSON, how many general answers came back in that form. With `system`, the run's own
+    system prompt, also the share kept when asked with it first, as `predict` and the server ask (`as_asked`)."""
+    untuned = base_model if base_model is not None else model
     with (nullcontext() if base_model is not None else model.disable_adapter()):
-        untuned = base_model if base_model is not None else model
         base = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers)
         neutral = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=general.NEUTRAL_SYSTEM)
     tuned = general.answer_questions(model, tokenizer, bf16)
-    return {**general.retention(base, tuned), "floor": general.noise_floor(base, neutral),
-            "task_form": general.task_form(base, tuned, list(train_targets))}
+    out = {**general.retention(base, tuned), "floor": general.noise_floor(base, neutral),
+           "task_form": general.task_form(base, tuned, list(train_targets))}
+    if system and (right := general.base_right(base)):
+        with (nullcontext() if base_model is not None else model.disable_adapter()):
+            base_prompted = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=system,
+                                                     only=right)
+        tuned_prompted = general.answer_questions(model, tokenizer, bf16, system=system, only=right)
+        out["as_asked"] = general.as_asked(base, base_prompted, tuned_prompted, system)
+    return out
 
 
 def choose_primary(comparison: Comparison, metric: str | None) -> None:
@@ -74,17 +82,19 @@ def choose_primary(comparison: Comparison, metric: str | None) -> None:
 def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, train_targets: list[str],
            model=None, tokenizer=None, examples: list[Example] | None = None, bf16: bool = False,
            base_model=None, train_prompts: list[str] | None = None, base_answers=None,
-           loss_bf16: bool | None = None) -> dict:
+           loss_bf16: bool | None = None, system: str | None = None) -> dict:
     """Attach the evidence to `comparison.review` and return it. `model` is None for classifiers.
 
-    `bf16` is for answering; `loss_bf16` (training's bf16, default `bf16`) for the held-out loss."""
+    `bf16` is for answering; `loss_bf16` (training's bf16, default `bf16`) for the held-out loss; `system` is
+    the system prompt the run is asked with where a request brings none (the lineage's), for the general check."""
     choose_primary(comparison, cfg.metric)
     evidence: dict = {}
     if model is not None and examples:
         evidence["loss"] = heldout_loss(model, tokenizer, examples[: len(comparison.rows)],
                                         bf16 if loss_bf16 is None else loss_bf16, base_model)
         if cfg.forgetting:
-            evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers, train_targets)
+            evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers, train_targets,
+                                                     system)
     if comparison.task != "label":
         evidence["repetition"] = review.repetition(comparison.rows)
         if train_targets:
@@ -133,6 +143,12 @@ def print_evidence(evidence: dict, console) -> None:
                           f"; the untuned base itself keeps {floor['kept_share']:.0f}% of them when only a neutral "
                           f"system prompt is added, the measure's noise floor" if floor.get("kept_share") is not None
                           else "") + f"[/{colour}]")
+        if (asked := fg.get("as_asked")) and asked["kept_share"] is not None:
+            colour = "yellow" if below_floor(asked) else "dim"
+            console.print(f"[{colour}]asked as predict and the server ask, with the run's system prompt first: "
+                          f"{asked['kept']} of the {asked['base_correct']} ({asked['kept_share']:.0f}% "
+                          f"[{asked['kept_ci'][0]:.0f}–{asked['kept_ci'][1]:.0f}]); the untuned base given that prompt "
+                          f"keeps {asked['floor']['kept_share']:.0f}%[/{colour}]")
         if (form := fg.get("task_form")) and form["tuned"] > form["base"] and form["tuned"] >= TASK_FORM_WARN:
             console.print(f"[yellow]warning[/yellow] {form['tuned']} of {form['questions']} general questions were "
                           f"answered in the task's form, a {form['form']} (the base: {form['base']}), e.g. "
@@ -153,10 +169,10 @@ def print_evidence(evidence: dict, console) -> None:
 
 def assess(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
            base_model=None, base=None, documents: list[str] = (), voice=None,
-           loss_bf16: bool | None = None) -> Comparison:
+           loss_bf16: bool | None = None, system: str | None = None) -> Comparison:
     """Before vs tuned on `rows`, with the evidence attached; shared by `tailor train` and `tailor eval`.
 
-    `bf16` is for answering, `loss_bf16` for the held-out loss (see `gather`).
+    `bf16` is for answering, `loss_bf16` for the held-out loss, `system` the run's system prompt (see `gather`).
     `documents` (--documents' texts) count as training text where the evidence asks what training saw;
     `voice` is --voice's scorer (`tuned.house_voice`)."""
     if classify:  # the untuned encoder's embeddings are one of the baselines
@@ -168,5 +184,5 @@ def assess(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf1
         comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice, base_answers)
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
            rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents),
-           base_answers, loss_bf16)
+           base_answers, loss_bf16, system)
     return comparison

@@ -101,10 +101,33 @@ def task_form(base_answers: list[str], tuned_answers: list[str], train_targets: 
 
 
 def answer_questions(model, tokenizer, bf16: bool, batch_size: int = ROWS, cache=None,
-                     system: str | None = None) -> list[str]:
+                     system: str | None = None, only: list[int] | None = None) -> list[str]:
+    """The answers to every check question, or to those numbered in `only`, in that order."""
+    items = questions()
     prompts = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": q.prompt}]
-               for q in questions()]
+               for q in (items if only is None else [items[i] for i in only])]
     return generate(model, tokenizer, prompts, CHECK_ANSWER_TOKENS, batch_size, bf16, cache)
+
+
+def base_right(base_answers: list[str]) -> list[int]:
+    """The numbers of the questions the base answers correctly: the only ones a kept share counts."""
+    return [i for i, (q, a) in enumerate(zip(questions(), base_answers)) if q.correct(a)]
+
+
+def as_asked(base_answers: list[str], base_prompted: list[str], tuned_prompted: list[str], system: str) -> dict | None:
+    """Kept when the tuned model is asked as `predict`, `chat` and the server ask it: `system`, the run's own system
+    prompt, first. The check itself asks with none, the switch the guard trains; a deployed run gets its prompt
+    on every request that brings none of its own. `base_prompted` and `tuned_prompted` answer the `base_right`
+    questions only, with `system` first; the base's are this mode's noise floor (the prompt alone, nothing learned).
+    On the support example the two modes differed by 7 of 61 answers (BENCHMARKS.md, 2026-12-04)."""
+    items = questions()
+    right = base_right(base_answers)
+    if not right:
+        return None
+    subset, asked = [items[i] for i in right], [base_answers[i] for i in right]
+    kept, floor = retention(asked, tuned_prompted, subset), retention(asked, base_prompted, subset)
+    return {"system": system, **{k: kept[k] for k in ("kept", "base_correct", "kept_share", "kept_ci", "examples")},
+            "floor": {k: floor[k] for k in ("kept", "kept_share", "kept_ci")}}
 
 
 def noise_floor(base_answers: list[str], base_neutral: list[str], items: list[Question] | None = None) -> dict:

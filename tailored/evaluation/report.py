@@ -305,6 +305,17 @@ def _review_html(review: dict) -> list[str]:
                        "forgetting.</p>")
         out.extend(f"<p class='card'><b>{h(e['prompt'])}</b> (expected {h(e['expected'])})<br>base: {h(e['base'])}"
                    f"<br>tuned: {h(e['tuned'])}</p>" for e in fg["examples"][:3])
+        if (asked := fg.get("as_asked")) and asked.get("kept_share") is not None:
+            a_low, a_high = asked["kept_ci"]
+            floor = asked["floor"]
+            out.append(f"<p><b>Asked as it will be used.</b> predict, chat and the server put the run's system prompt "
+                       f"“{h(asked['system'])}” first on every request that brings none of its own. Asked that way, "
+                       f"the tuned model still answers <b>{asked['kept']} of the {asked['base_correct']} ({asked['kept_share']:.0f}%, "
+                       f"95% interval {a_low:.0f}–{a_high:.0f})</b>; the untuned base given the same prompt keeps "
+                       f"{floor['kept']} ({floor['kept_share']:.0f}%, {floor['kept_ci'][0]:.0f}–{floor['kept_ci'][1]:.0f}), "
+                       "this way's noise floor. A request with its own system message replaces the run's.</p>")
+            out.extend(f"<p class='card'><b>{h(e['prompt'])}</b> (expected {h(e['expected'])})<br>base: {h(e['base'])}"
+                       f"<br>tuned, with the run's system prompt: {h(e['tuned'])}</p>" for e in asked["examples"][:2])
         if (form := fg.get("task_form")) is not None:
             out.append(f"<p>Answered in the task's form (a {form['form']}): <b>{form['tuned']} of {form['questions']}"
                        f"</b> general questions (the base: {form['base']}). A model that answers requests that are "

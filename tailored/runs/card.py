@@ -115,6 +115,10 @@ def render(run_dir: Path) -> str:
                        f" The untuned base itself keeps {_ci(fg['floor']['kept_share'], fg['floor']['kept_ci'])}% of "
                        "them when only a neutral system prompt is added (the measure's noise floor)."
                        if (fg.get("floor") or {}).get("kept_share") is not None else ""))
+        if (asked := fg.get("as_asked")) and asked.get("kept_share") is not None:
+            out.append(f"- Asked with the run's system prompt first, as predict and the server ask: keeps "
+                       f"{asked['kept']} of {asked['base_correct']} ({_ci(asked['kept_share'], asked['kept_ci'])}%); "
+                       f"the untuned base given that prompt keeps {_ci(asked['floor']['kept_share'], asked['floor']['kept_ci'])}%.")
     if not mem and not fg:
         out.append("Not measured for this run.")
     out += ["", "## Known limits", ""]
