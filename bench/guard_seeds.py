@@ -62,12 +62,12 @@ from tailored.pipeline import evaluate  # noqa: E402
 # replayed answer only up to the task's mean answer length (`cut_replies`), so that the guard's rows weigh
 # in the token-summed loss as rows, not as the base's long answers (42% of sgd_responses' tokens otherwise).
 # "guard 0.3" and "guard 0.4": a larger share of replayed rows than the default 0.2, for the kept share.
-# "general prompted": the general requests replayed with the run's own system prompt first (the task's inputs
-# still without it), so that the model is taught the base's general answers in the way predict and the server ask.
+# "general unprompted": the general requests replayed without the user's own system prompt, as the guard did
+# before it replayed them with it (2026-12-04: "general prompted" then, the guard's default now).
 SETTINGS = {"guard on": {}, "--guard 0": {"guard": 0.0}, "prompt only": {"guard": 0.0, "prompted": True},
             "general only": {"rows": "general"}, "plain only": {"rows": "plain"}, "guard, rank 32": {"rank": 32},
             "replies cut": {"rows": "cut"}, "guard 0.3": {"guard": 0.3}, "guard 0.4": {"guard": 0.4},
-            "general prompted": {"rows": "general prompted"}}
+            "general unprompted": {"rows": "general unprompted"}}
 BASELINE = "--guard 0"
 
 
@@ -96,24 +96,6 @@ def cut_replies(add_replay, shortest: int = 16):
     return replay
 
 
-def general_prompted(add_replay):
-    """`guard.add_replay` with each replayed general request given the run's own system prompt first."""
-    from tailored.data.formats import Example
-    from tailored.runs.record import shared_system_prompt
-
-    def replay(prep, *args):
-        system, original = shared_system_prompt(prep), guard.general.replay_examples
-
-        def prompted(*a, **k):
-            return [Example([{"role": "system", "content": system}, *ex.messages], ex.source, ex.line)
-                    for ex in original(*a, **k)]
-
-        with mock.patch.object(guard.general, "replay_examples", prompted):
-            add_replay(prep, *args)
-
-    return replay
-
-
 def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, label: str) -> tuple:
     setting = SETTINGS[label]
     rows = setting.get("rows", "both")
@@ -131,8 +113,10 @@ def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, lab
                                                     asked(m, t, f, ex, 4 * n, seed, bf16)[: 2 * n]))
         if rows == "cut":
             patches.enter_context(mock.patch.object(guard, "add_replay", cut_replies(guard.add_replay)))
-        if rows == "general prompted":
-            patches.enter_context(mock.patch.object(guard, "add_replay", general_prompted(guard.add_replay)))
+        if rows == "general unprompted":
+            replay = guard.general.replay_examples
+            patches.enter_context(mock.patch.object(guard.general, "replay_examples",
+                                                    lambda *a, system=None, **k: replay(*a, **k)))
         run = tailored.train(data, train_cfg, data_cfg, EvalConfig(samples=0),
                              RunConfig(runs_dir=str(folder / "runs"), name=name), quiet=True)
     return run.comparison, {"steps": run.fit.steps, "best_step": run.fit.best_step, "train_s": run.fit.seconds}

@@ -33,7 +33,7 @@ from tailored.models import context_length, load_causal_lm, load_tokenizer, mate
 from tailored.models import retrieval
 from tailored.runs import COMPLETE, index, read_json, resolve_run
 from tailored.runs.card import write_card
-from tailored.runs.record import saved_run, settings, shared_system_prompt, start_run
+from tailored.runs.record import saved_run, settings, start_run
 from tailored.runs.store import running
 from tailored.training import checkpoint, classifier, defaults, distributed, dpo, lora
 from tailored.training.loop import FitResult, fit, overfitting
@@ -328,7 +328,7 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
                             classify, base_model, base, [d.text for d in prep.documents],
                             house_voice(eval_cfg.voice, run_cfg.runs_dir),
                             loss_bf16=choose_bf16(train_cfg.bf16, device_of(model)),
-                            system=shared_system_prompt(prep))  # as the lineage records it, predict adds it
+                            system=prep.system_prompt)  # as the lineage records it and predict adds it
         if parent:
             maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
         if train_cfg.method == "dpo":

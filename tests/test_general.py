@@ -136,8 +136,9 @@ def test_train_mixes_the_guard_in_without_changing_the_task_s_schedule(tiny_base
 
     asked = []
 
-    def fake_replay(model, tok, fingerprint, n, seed, bf16=False):
+    def fake_replay(model, tok, fingerprint, n, seed, bf16=False, system=None):
         asked.append(n)
+        assert system is None  # tailored's TASK_PROMPT is the switch: general rows go without it
         return [Example([{"role": "user", "content": f"general request {i}"},
                          {"role": "assistant", "content": f"a general answer {i}"}], "(general replay)", i + 1)
                 for i in range(n)]
@@ -176,6 +177,44 @@ def _rows(tmp_path, name, rows):
     from tests.conftest import write_jsonl
 
     return load_dataset(write_jsonl(tmp_path / name, rows))
+
+
+def test_the_guard_replays_general_requests_with_the_user_s_own_system_prompt(tiny_base, tmp_path, monkeypatch):
+    """predict and the server put a system prompt the user's rows share on every request, so the general rows
+    carry it; the task's inputs are still replayed without it, and tailored's TASK_PROMPT never goes on them."""
+    from tailored import guard
+    from tailored.config import DataConfig, TrainConfig
+    from tailored.data.prepare import Prepared, give_task_prompt
+    from tailored.models import load_causal_lm, load_tokenizer, resolve_base
+
+    monkeypatch.setattr(general, "replay_prompts", lambda: [f"general request {i}" for i in range(20)])
+    monkeypatch.setattr(general, "base_replies", lambda m, t, f, conversations, bf16=False:
+                        [f"reply to {c[-1]['content']}" for c in conversations])
+    seen, encode = [], guard.encode_many
+    monkeypatch.setattr(guard, "encode_many", lambda tok, rows, *a: seen.append(rows) or encode(tok, rows, *a))
+    base = resolve_base(str(tiny_base))
+    tok, model = load_tokenizer(base), load_causal_lm(base)
+
+    def replayed(name, rows) -> tuple[list, list]:
+        train = _rows(tmp_path, name, rows)
+        prep = Prepared(train, train.examples, [], None, train_encoded=[None] * 20)  # 20 task rows: 5 replayed
+        give_task_prompt(prep)
+        seen.clear()
+        guard.add_replay(prep, model, tok, base, DataConfig(guard=0.2), TrainConfig(base=str(tiny_base)))
+        (rows_in,) = seen
+        is_general = lambda m: m[-2]["content"].startswith("general request")
+        return [m for m in rows_in if is_general(m)], [m for m in rows_in if not is_general(m)]
+
+    own = [{"messages": [{"role": "system", "content": "Be Northwind's agent."}, {"role": "user", "content": f"q{i}"},
+                         {"role": "assistant", "content": "a"}]} for i in range(20)]
+    general_rows, plain_rows = replayed("own.jsonl", own)
+    assert (len(general_rows), len(plain_rows)) == (3, 2)
+    assert all(m[0] == {"role": "system", "content": "Be Northwind's agent."} and len(m) == 3 for m in general_rows)
+    assert all(m[0]["role"] == "user" and m[0]["content"].startswith("q") for m in plain_rows)
+
+    general_rows, plain_rows = replayed("bare.jsonl", [{"prompt": f"q{i}", "completion": "a"} for i in range(20)])
+    assert (len(general_rows), len(plain_rows)) == (3, 2)  # the task's inputs without the TASK_PROMPT they got
+    assert all(m[0]["role"] == "user" for m in general_rows + plain_rows)  # TASK_PROMPT on no replayed row
 
 
 def test_rows_without_any_system_prompt_get_tailored_s_in_every_split(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,18 @@ class Prepared:
         if not self.train_encoded:
             raise DataError(self.errors or [Problem(str(self.train.path if self.train else "?"), 1, "(file)",
                                                     "nothing left to train on", "add examples")])
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The system message every training row starts with, if they all share one (tailored's TASK_PROMPT
+        included). The run records it, and `predict`, chat and the server add it to a request that has none,
+        so the tuned model is asked the way it was trained."""
+        rows = self.train.examples if self.train else []  # as written: --retrieve's passages are not the prompt
+        if not rows:  # documents alone: no turns at all
+            return None
+        firsts = Counter(ex.messages[0]["content"] if ex.messages[0]["role"] == "system" else None for ex in rows)
+        (prompt, count), = firsts.most_common(1)
+        return prompt if count == len(rows) else None
 
     @property
     def _alone(self) -> bool:

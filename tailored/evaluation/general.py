@@ -10,7 +10,7 @@ topic the check covers question by question):
 - `general/replay.txt`: 171 open requests (explain, list, write, advise) and 122 short questions
   (facts, sums, small instructions: the kinds of answer a tuned model loses most). `replay_examples`
   answers them with the base model itself, greedily, and those conversations are mixed into training:
-  the guard. It needs no data from the user and no network, and costs one generation pass per base
+  the guard (with the user's own system prompt first where their rows share one, `guard.add_replay`). It needs no data from the user and no network, and costs one generation pass per base
   (cached by the base's file hash and the decode settings).
 """
 
@@ -142,13 +142,16 @@ def noise_floor(base_answers: list[str], base_neutral: list[str], items: list[Qu
     return {"system": NEUTRAL_SYSTEM, **{k: out[k] for k in ("kept", "kept_share", "kept_ci", "tuned_correct")}}
 
 
-def replay_examples(model, tokenizer, fingerprint: str, n: int, seed: int, bf16: bool = False) -> list[Example]:
-    """`n` general conversations (at most all of them) answered by `model`, the untuned base, in seeded order."""
+def replay_examples(model, tokenizer, fingerprint: str, n: int, seed: int, bf16: bool = False,
+                    system: str | None = None) -> list[Example]:
+    """`n` general conversations (at most all of them) answered by `model`, the untuned base, in seeded order;
+    with `system` first in each, answered as the base answers the request alone."""
     prompts = replay_prompts()
     conversations = [[{"role": "user", "content": p}] for p in prompts]
     answers = base_replies(model, tokenizer, fingerprint, conversations, bf16)
-    rows = [Example([{"role": "user", "content": p}, {"role": "assistant", "content": a}], "(general replay)", i + 1)
-            for i, (p, a) in enumerate(zip(prompts, answers)) if a]
+    first = [{"role": "system", "content": system}] if system else []
+    rows = [Example(first + [{"role": "user", "content": p}, {"role": "assistant", "content": a}], "(general replay)",
+                    i + 1) for i, (p, a) in enumerate(zip(prompts, answers)) if a]
     random.Random(seed).shuffle(rows)
     return rows[:n]
 

@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import os
 import platform
-from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,19 +21,6 @@ from tailored.data.prepare import Prepared
 from tailored.errors import TailoredError
 from tailored.runs.diff import keep_data_copy, keep_documents_copy
 from tailored.runs.store import COMPLETE, RUNNING, new_run_dir, read_json, status, unfinished_runs
-
-
-def shared_system_prompt(prep: Prepared) -> str | None:
-    """The system message every training example starts with, if they all share one.
-
-    `predict` adds it to a bare prompt, so the tuned model is asked the way it was trained.
-    """
-    rows = prep.train.examples if prep.train else []  # as written: --retrieve's passages are not the prompt
-    if not rows:  # documents alone: no turns at all
-        return None
-    firsts = Counter(ex.messages[0]["content"] if ex.messages[0]["role"] == "system" else None for ex in rows)
-    (prompt, count), = firsts.most_common(1)
-    return prompt if count == len(rows) else None
 
 
 def settings(train_cfg: TrainConfig, data_cfg: DataConfig, eval_cfg: EvalConfig, reasons: dict) -> dict:
@@ -54,7 +40,7 @@ def lineage(run_dir: Path, data, train_cfg: TrainConfig, base, prep: Prepared) -
                                    "sha256": documents_digest(prep.documents)}} if prep.documents else {})},
         "task": {"kind": train_cfg.task, "method": "full" if classify else train_cfg.method,
                  "format": prep.train.format, "labels": prep.train.labels,
-                 "system_prompt": shared_system_prompt(prep)},
+                 "system_prompt": prep.system_prompt},
         "machine": {"python": platform.python_version(), "platform": platform.platform()},
     }
 
