@@ -119,7 +119,8 @@ def as_asked(base_answers: list[str], base_prompted: list[str], tuned_prompted: 
     prompt, first. The check itself asks with none, the switch the guard trains; a deployed run gets its prompt
     on every request that brings none of its own. `base_prompted` and `tuned_prompted` answer the `base_right`
     questions only, with `system` first; the base's are this mode's noise floor (the prompt alone, nothing learned).
-    On the support example the two modes differed by 7 of 61 answers (BENCHMARKS.md, 2026-12-04)."""
+    Before the guard replayed general requests with the user's own prompt, the support example kept 47 of 61 asked
+    with none and 40 asked with its prompt, where the base given it keeps 54 (BENCHMARKS.md, 2026-12-04)."""
     items = questions()
     right = base_right(base_answers)
     if not right:
