@@ -139,7 +139,7 @@ def run_tailored(name: str, folder: Path, guard: float | None = None) -> dict:
                                                  "floor")}
         if asked := fg.get("as_asked"):  # with the run's system prompt first, as predict and the server ask
             out["general"]["as_asked"] = {k: asked.get(k) for k in ("system", "kept", "base_correct", "kept_share",
-                                                                    "kept_ci", "floor")}
+                                                                    "kept_ci", "floor", "task_form")}
     return out
 
 

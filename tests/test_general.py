@@ -375,6 +375,15 @@ def test_the_check_is_also_asked_with_the_run_s_system_prompt_on_the_base_s_righ
     print_evidence({"forgetting": out}, console)
     assert "with the run's system prompt first: 1 of the 3 (33% [" in console.export_text()
 
+    assert a["task_form"] is None and "task's form" not in console.export_text()  # no JSON task: not counted
+
+    said[(True, "Be a support agent.")] = ['{"intent": "capital"}', "13", '{"river": "Nile"}']
+    out = general_answers(Model(), None, False, system="Be a support agent.", train_targets=['{"a": 1}'] * 5)
+    assert out["as_asked"]["task_form"] == 2 and out["as_asked"]["kept"] == 1  # the Nile, in JSON, still right
+    console = Console(record=True, width=400)
+    print_evidence({"forgetting": out}, console)
+    assert "2 of them answered in the task's form, as that prompt asks" in console.export_text()
+
     asked.clear()
     assert "as_asked" not in general_answers(Model(), None, False)  # no system prompt: asked one way only
     assert len(asked) == 3

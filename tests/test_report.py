@@ -154,7 +154,9 @@ def test_the_forgetting_section_sets_the_kept_share_beside_the_base_s_own_noise_
     html = "".join(report._review_html({"forgetting": fg}))
     assert "“You are &lt;Northwind&gt;&#x27;s agent.”" in html
     assert "<b>40 of the 61 (66%, 95% interval 54–77)</b>" in html and "keeps 54 (88%, 80–97)" in html
-    assert "tuned, with the run's system prompt: Toronto" in html
+    assert "tuned, with the run's system prompt: Toronto" in html and "rightly get" not in html
+    fg["as_asked"]["task_form"] = 57
+    assert "57 of those answers came in the task's form" in "".join(report._review_html({"forgetting": fg}))
 
 
 def test_the_looping_section_shows_both_counts_the_warning_and_an_example():

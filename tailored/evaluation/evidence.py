@@ -66,7 +66,7 @@ def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=
             base_prompted = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=system,
                                                      only=right)
         tuned_prompted = general.answer_questions(model, tokenizer, bf16, system=system, only=right)
-        out["as_asked"] = general.as_asked(base, base_prompted, tuned_prompted, system)
+        out["as_asked"] = general.as_asked(base, base_prompted, tuned_prompted, system, out["task_form"] is not None)
     return out
 
 
@@ -148,7 +148,9 @@ def print_evidence(evidence: dict, console) -> None:
             console.print(f"[{colour}]asked as predict and the server ask, with the run's system prompt first: "
                           f"{asked['kept']} of the {asked['base_correct']} ({asked['kept_share']:.0f}% "
                           f"[{asked['kept_ci'][0]:.0f}–{asked['kept_ci'][1]:.0f}]); the untuned base given that prompt "
-                          f"keeps {asked['floor']['kept_share']:.0f}%[/{colour}]")
+                          f"keeps {asked['floor']['kept_share']:.0f}%" + (
+                              f"; {asked['task_form']} of them answered in the task's form, as that prompt asks"
+                              if asked.get("task_form") else "") + f"[/{colour}]")
         if (form := fg.get("task_form")) and form["tuned"] > form["base"] and form["tuned"] >= TASK_FORM_WARN:
             console.print(f"[yellow]warning[/yellow] {form['tuned']} of {form['questions']} general questions were "
                           f"answered in the task's form, a {form['form']} (the base: {form['base']}), e.g. "

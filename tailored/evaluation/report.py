@@ -313,7 +313,10 @@ def _review_html(review: dict) -> list[str]:
                        f"the tuned model still answers <b>{asked['kept']} of the {asked['base_correct']} ({asked['kept_share']:.0f}%, "
                        f"95% interval {a_low:.0f}–{a_high:.0f})</b>; the untuned base given the same prompt keeps "
                        f"{floor['kept']} ({floor['kept_share']:.0f}%, {floor['kept_ci'][0]:.0f}–{floor['kept_ci'][1]:.0f}), "
-                       "this way's noise floor. A request with its own system message replaces the run's.</p>")
+                       "this way's noise floor. A request with its own system message replaces the run's."
+                       + (f" {asked['task_form']} of those answers came in the task's form: a prompt that turns the "
+                          "task on may rightly get the task's answer to any request." if asked.get("task_form") else "")
+                       + "</p>")
             out.extend(f"<p class='card'><b>{h(e['prompt'])}</b> (expected {h(e['expected'])})<br>base: {h(e['base'])}"
                        f"<br>tuned, with the run's system prompt: {h(e['tuned'])}</p>" for e in asked["examples"][:2])
         if (form := fg.get("task_form")) is not None:
