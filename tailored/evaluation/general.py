@@ -10,8 +10,9 @@ topic the check covers question by question):
 - `general/replay.txt`: 171 open requests (explain, list, write, advise) and 122 short questions
   (facts, sums, small instructions: the kinds of answer a tuned model loses most). `replay_examples`
   answers them with the base model itself, greedily, and those conversations are mixed into training:
-  the guard (with the user's own system prompt first where their rows share one, `guard.add_replay`). It needs no data from the user and no network, and costs one generation pass per base
-  (cached by the base's file hash and the decode settings).
+  the guard (with the user's own system prompt first where their rows share one, `guard.add_replay`).
+  It needs no data from the user and no network, and costs one generation pass per base (cached by the
+  base's file hash and the decode settings).
 """
 
 from __future__ import annotations
