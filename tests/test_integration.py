@@ -155,9 +155,34 @@ def test_the_llama_cpp_engine_gives_the_torch_engines_answers_on_the_support_hel
     conversations = [r.prompt for r in load_dataset(EXAMPLES / "support.heldout.jsonl").examples]
     ours = fast.generate(conversations, max_new_tokens=48)
     assert default_gguf_path(short_run.path, "f32").exists()  # written once, where `tailor export` would write it
-    assert len(ours) == 60 and ours == slow.generate(conversations, max_new_tokens=48)
+    theirs = slow.generate(conversations, max_new_tokens=48)
+    assert len(ours) == 60
+    # Two f32 engines sum in different orders, so greedy decoding may part where torch's two best tokens are
+    # within float noise (2026-12-04: one row of 60, " and" 22.86000 against "," 22.85962). Any other
+    # difference is a defect.
+    for conversation, a, b in zip(conversations, ours, theirs):
+        if a != b:
+            assert parts_at_a_near_tie(slow, conversation, a, b), (a, b)
+    assert not parts_at_a_near_tie(slow, conversations[0], "Sorry, I cannot help.", theirs[0])  # no tie: told apart
     # writing the GGUF merged a fresh copy: the loaded torch weights are as they were
     assert all(torch.equal(before[k], v) for k, v in fast.model.state_dict().items())
+
+
+def parts_at_a_near_tie(tuned, conversation, ours: str, theirs: str, margin: float = 1e-3) -> bool:
+    """Whether `ours` leaves torch's greedy answer `theirs` at a token where torch's own two best logits are within
+    `margin` of each other, and takes the second."""
+    from tailored.data.encode import render_prompt
+
+    tok = tuned.tokenizer
+    a, b = (tok(text, add_special_tokens=False)["input_ids"] for text in (ours, theirs))
+    k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    if k >= min(len(a), len(b)):
+        return False  # one is the other cut short: not a choice between two tokens
+    prompt = tok(render_prompt(tok, tuned.messages_for(conversation)), add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = tuned.model(torch.tensor([prompt + b[:k]])).logits[0, -1].float()
+    (first, second), (best, runner_up) = torch.topk(logits, 2)
+    return int(best) == b[k] and int(runner_up) == a[k] and float(first - second) < margin
 
 
 def test_smollm2_tokenizes_as_llama_cpp_does():
