@@ -63,9 +63,8 @@ def add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, tra
     bf16 = generation_bf16(train_cfg.bf16, device_of(model))
     plain = plain_examples(model, tokenizer, base.fingerprint(), prep.train_examples, wanted // 2, train_cfg.seed, bf16)
     # tailored's TASK_PROMPT is the switch between the task and the rest, so general rows go without it
-    own = prep.system_prompt if prep.system_prompt != prep.task_prompt else None
     rows = general.replay_examples(model, tokenizer, base.fingerprint(), wanted - len(plain), train_cfg.seed, bf16,
-                                   system=own)
+                                   system=prep.own_system_prompt)
     encoded = [e for e in encode_many(tokenizer, [ex.messages for ex in rows + plain], stop_token_ids(tokenizer))
                if not isinstance(e, TemplateError) and e.trainable
                and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]

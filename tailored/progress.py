@@ -44,8 +44,7 @@ def _print_rows(console, data, data_cfg, prep: Prepared, profile: dict) -> None:
                      f"{len(prep.retriever.items)} passages, in training and in every answer (--retrieve 0 turns "
                      "it off)" if prep.retriever else "")
                   + (f", plus {prep.guard_rows} of the base's own answers to general requests"
-                     + (" (asked with your system prompt, as predict asks)" if prep.system_prompt
-                        and prep.system_prompt != prep.task_prompt else "")
+                     + (" (asked with your system prompt, as predict asks)" if prep.own_system_prompt else "")
                      + " and to the task's inputs without the task prompt, in training (the guard against forgetting; "
                      "--guard 0 turns it off)" if prep.guard_rows else ""))
 

@@ -73,6 +73,12 @@ class Prepared:
         return prompt if count == len(rows) else None
 
     @property
+    def own_system_prompt(self) -> str | None:
+        """`system_prompt` where it is the user's own, not the TASK_PROMPT tailored gave bare rows."""
+        prompt = self.system_prompt
+        return prompt if prompt != self.task_prompt else None
+
+    @property
     def _alone(self) -> bool:
         return bool(self.train and self.train.format == "documents")
 

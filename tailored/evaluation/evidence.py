@@ -54,19 +54,20 @@ def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=
     share the base itself keeps under a neutral system prompt (the measure's noise floor), and, for a task
     whose answers are JSON, how many general answers came back in that form. With `system`, the run's own
     system prompt, also the share kept when asked with it first, as `predict` and the server ask (`as_asked`)."""
-    untuned = base_model if base_model is not None else model
     with (nullcontext() if base_model is not None else model.disable_adapter()):
+        untuned = base_model if base_model is not None else model
         base = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers)
         neutral = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=general.NEUTRAL_SYSTEM)
+        right = general.base_right(base) if system else []
+        base_prompted = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=system,
+                                                 only=right) if right else []
     tuned = general.answer_questions(model, tokenizer, bf16)
     out = {**general.retention(base, tuned), "floor": general.noise_floor(base, neutral),
            "task_form": general.task_form(base, tuned, list(train_targets))}
-    if system and (right := general.base_right(base)):
-        with (nullcontext() if base_model is not None else model.disable_adapter()):
-            base_prompted = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=system,
-                                                     only=right)
+    if right:
         tuned_prompted = general.answer_questions(model, tokenizer, bf16, system=system, only=right)
-        out["as_asked"] = general.as_asked(base, base_prompted, tuned_prompted, system, out["task_form"] is not None)
+        out["as_asked"] = general.as_asked(base, right, base_prompted, tuned_prompted, system,
+                                           out["task_form"] is not None)
     return out
 
 

@@ -115,21 +115,18 @@ def base_right(base_answers: list[str]) -> list[int]:
     return [i for i, (q, a) in enumerate(zip(questions(), base_answers)) if q.correct(a)]
 
 
-def as_asked(base_answers: list[str], base_prompted: list[str], tuned_prompted: list[str], system: str,
-             json_task: bool = False) -> dict | None:
+def as_asked(base_answers: list[str], right: list[int], base_prompted: list[str], tuned_prompted: list[str],
+             system: str, json_task: bool = False) -> dict:
     """Kept when the tuned model is asked as `predict`, `chat` and the server ask it: `system`, the run's own system
     prompt, first. The check itself asks with none, the switch the guard trains; a deployed run gets its prompt
-    on every request that brings none of its own. `base_prompted` and `tuned_prompted` answer the `base_right`
-    questions only, with `system` first; the base's are this mode's noise floor (the prompt alone, nothing learned).
+    on every request that brings none of its own. `base_prompted` and `tuned_prompted` answer the `right` questions
+    only (`base_right`, not empty), with `system` first; the base's are this mode's noise floor (the prompt alone, nothing learned).
     For a task whose answers are JSON (`json_task`), it counts the tuned answers in that form: a prompt that
     turns the task on may rightly get the task's answer to any request (nlupp_slots, asked with TASK_PROMPT,
     answered 126 of 129 general questions in its JSON, bench/general_modes.py).
     Before the guard replayed general requests with the user's own prompt, the support example kept 47 of 61 asked
     with none and 40 asked with its prompt, where the base given it keeps 54 (BENCHMARKS.md, 2026-12-04)."""
     items = questions()
-    right = base_right(base_answers)
-    if not right:
-        return None
     subset, asked = [items[i] for i in right], [base_answers[i] for i in right]
     kept, floor = retention(asked, tuned_prompted, subset), retention(asked, base_prompted, subset)
     return {"system": system, **{k: kept[k] for k in ("kept", "base_correct", "kept_share", "kept_ci", "examples")},
