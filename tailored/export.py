@@ -11,7 +11,7 @@ import contextlib
 import io
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -43,13 +43,16 @@ class Parity:
     reader: str = "transformers"  # what read the export back
     # llama.cpp only: share of prompts it tokenizes exactly as the run does (answers are compared on the run's tokens)
     same_tokens: float | None = None
+    # where each differing answer left the run's beyond a near-tie: "row 3: token 12, 288 for the run's 411 (0.31 apart)"
+    partings: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         ties = f" ({self.same_or_tie:.1f}% counting near-ties)" if self.same_or_tie != self.same_output else ""
         tokens = "" if self.same_tokens is None else \
             f"; {self.same_tokens:.1f}% of prompts tokenized as in training"
+        parted = "; parted: " + "; ".join(self.partings) if self.partings else ""
         return (f"{self.reader}: {self.same_output:.1f}% of {self.rows} held-out answers identical{ties}; "
-                f"{self.primary} {self.run_score:.1f} (run) vs {self.export_score:.1f} (export){tokens}")
+                f"{self.primary} {self.run_score:.1f} (run) vs {self.export_score:.1f} (export){tokens}{parted}")
 
 
 @dataclass
@@ -71,7 +74,8 @@ class Exported:
     def failure(self) -> str:
         worst = min(self.checks, key=lambda p: p.same_or_tie) if self.checks else None
         return "" if self.passed else (f"only {worst.same_or_tie:.1f}% of answers match the run in {worst.reader}, "
-                                       f"counting near-ties (need {self.min_parity:g}%)")
+                                       f"counting near-ties (need {self.min_parity:g}%); "
+                                       + "; ".join(worst.partings))
 
 
 def merged_model(tuned: Tuned):
@@ -146,7 +150,7 @@ def parity(tuned: Tuned, exported, reference) -> Parity:
 
     def near_tie(prompt: str, a: list[int], b: list[int]) -> bool:
         ids = tuned.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        return _split_at_tie(lambda prefix: exported(torch.tensor([prefix])).logits[0, -1].float(), ids, a, b)
+        return _parting(lambda prefix: exported(torch.tensor([prefix])).logits[0, -1].float(), ids, a, b)
 
     return _compare(tuned, reference, theirs, near_tie)
 
@@ -165,7 +169,7 @@ def parity_llama_cpp(tuned: Tuned, gguf: Path, reference) -> Parity:
 
     def near_tie(prompt: str, a: list[int], b: list[int]) -> bool:
         prompt_ids = tuned.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        return _split_at_tie(lambda prefix: torch.from_numpy(llm.next_logits(prefix)).float(), prompt_ids, a, b)
+        return _parting(lambda prefix: torch.from_numpy(llm.next_logits(prefix)).float(), prompt_ids, a, b)
 
     result = _compare(tuned, reference, theirs, near_tie)
     result.reader, result.same_tokens = "llama.cpp", 100.0 * sum(tokenized) / max(len(tokenized), 1)
@@ -179,24 +183,27 @@ def _compare(tuned: Tuned, reference, theirs: list[list[int]], near_tie) -> Pari
 
     prompts, refs, budget, ours = reference
     same = [a == b for a, b in zip(ours, theirs)]
-    tie = [s or near_tie(p, a, b) for s, p, a, b in zip(same, prompts, ours, theirs)]
+    how = [None if s else near_tie(p, a, b) for s, p, a, b in zip(same, prompts, ours, theirs)]
+    partings = [f"row {i}: {h}" for i, h in enumerate(how) if h]
     primary = PRIMARY[task_kind(refs, tuned.labels)]
     scores = [score(decode_answers(tuned.tokenizer, ids), refs, tuned.labels)[0][primary] for ids in (ours, theirs)]
     share = lambda flags: 100.0 * sum(flags) / max(len(refs), 1)  # noqa: E731
-    return Parity(len(refs), share(same), primary, *scores, share(tie))
+    return Parity(len(refs), share(same), primary, *scores, share([h is None for h in how]), partings=partings)
 
 
 @torch.no_grad()
-def _split_at_tie(next_logits, prompt_ids: list[int], ours: list[int], theirs: list[int]) -> bool:
-    """Whether the export's answer leaves the run's where the run's token was within NEAR_TIE of its pick.
+def _parting(next_logits, prompt_ids: list[int], ours: list[int], theirs: list[int]) -> str | None:
+    """How the export's answer left the run's, in words; None when it left only where the run's token was
+    within NEAR_TIE of the export's pick.
 
     `next_logits(ids)` is the export's logits for the token after `ids`.
     """
     k = next((i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), None)
     if k is None:  # one answer is a prefix of the other: they parted on stopping, not on a token
-        return False
+        return f"one answer stopped after {min(len(ours), len(theirs))} tokens and the other went on"
     logits = next_logits(prompt_ids + theirs[:k])
-    return float(logits[theirs[k]] - logits[ours[k]]) < NEAR_TIE
+    gap = float(logits[theirs[k]] - logits[ours[k]])
+    return None if gap < NEAR_TIE else f"token {k}, {theirs[k]} for the run's {ours[k]} ({gap:.3f} apart)"
 
 
 def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, runs_dir: str = "runs",

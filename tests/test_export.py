@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 import tailored
 from tailored.config import RunConfig, TrainConfig
-from tailored.export import MIN_PARITY, NEAR_TIE, _split_at_tie
+from tailored.export import MIN_PARITY, NEAR_TIE, _parting
 from tests.conftest import write_jsonl, yes_rows
 
 
@@ -20,13 +20,15 @@ def _fixed(logits: dict[int, float]):
 
 def test_a_split_counts_as_a_tie_only_when_the_exports_logits_were_that_close():
     ours, theirs = [7, 8, 5, 9], [7, 8, 6, 9]  # the export picked 6 where the run picked 5
-    assert _split_at_tie(_fixed({6: 1.0, 5: 1.0 - NEAR_TIE / 10}), [1, 2], ours, theirs)
-    assert not _split_at_tie(_fixed({6: 1.0, 5: 1.0 - 2 * NEAR_TIE}), [1, 2], ours, theirs)
+    assert _parting(_fixed({6: 1.0, 5: 1.0 - NEAR_TIE / 10}), [1, 2], ours, theirs) is None
+    far = _parting(_fixed({6: 1.0, 5: 1.0 - 2 * NEAR_TIE}), [1, 2], ours, theirs)
+    assert far == f"token 2, 6 for the run's 5 ({2 * NEAR_TIE:.3f} apart)"
     # one answer stopping earlier is not a tie on a token
-    assert not _split_at_tie(_fixed({6: 1.0}), [1, 2], [7, 8], [7, 8, 6])
+    assert _parting(_fixed({6: 1.0}), [1, 2], [7, 8], [7, 8, 6]) == \
+        "one answer stopped after 2 tokens and the other went on"
     # the logits asked for are those after the prompt and the shared start of the answers
     asked = []
-    _split_at_tie(lambda ids: asked.append(ids) or torch.zeros(100), [1, 2], ours, theirs)
+    _parting(lambda ids: asked.append(ids) or torch.zeros(100), [1, 2], ours, theirs)
     assert asked == [[1, 2, 7, 8]]
 
 

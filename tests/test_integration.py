@@ -69,7 +69,7 @@ def test_smollm2_trains_a_few_steps_and_evaluates(short_run):
 def test_gguf_export_reloads_and_answers_like_the_run(short_run, tmp_path):
     import gguf
 
-    from tailored.export import export
+    from tailored.export import NEAR_TIE, export
 
     # The merged fp32 export must give exactly the run's answers. f16 rounding moves logits by ~0.02, so a
     # barely trained run's answer may part from the run's at a near-tie, and only there.
@@ -84,6 +84,17 @@ def test_gguf_export_reloads_and_answers_like_the_run(short_run, tmp_path):
     in_llama = exported.llama_cpp
     assert in_llama is not None and in_llama.reader == "llama.cpp"
     assert in_llama.rows == 8 and in_llama.same_or_tie >= 95.0 and in_llama.same_tokens == 100.0, str(in_llama)
+    # the near-ties are judged on llama.cpp's real logits: those of the f16 file, within f16 rounding of the run's
+    from tailored.models.llama_cpp import LlamaCpp
+
+    tuned = tailored.load(short_run.path, engine="torch")
+    text = tuned.tokenizer.apply_chat_template([{"role": "user", "content": "How do I reset my password?"}],
+                                               add_generation_prompt=True, tokenize=False)
+    ids = tuned.tokenizer(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        ours = tuned.model(torch.tensor([ids])).logits[0, -1].float()
+    theirs = torch.from_numpy(LlamaCpp(target).next_logits(ids))
+    assert theirs.argmax() == ours.argmax() and (theirs - ours).abs().max() < NEAR_TIE, (theirs - ours).abs().max()
     template = gguf.GGUFReader(str(target)).fields["tokenizer.chat_template"].contents()
     assert template == tailored.load(short_run.path).tokenizer.chat_template
     # the parity is with the tuned model, not the base: the run's answers moved away from the base's

@@ -43,6 +43,12 @@ class LlamaCpp:
 
     def next_logits(self, ids: list[int]):
         """llama.cpp's logits for the token after `ids` (a numpy vector over the vocabulary)."""
+        import llama_cpp
+        import numpy as np
+
         self.llm.reset()
         self.llm.eval(ids)
-        return self.llm.scores[self.llm.n_tokens - 1]
+        # Read from the context itself: llama-cpp-python stopped copying logits into `Llama.scores` unless the
+        # model is loaded with logits_all (0.3.x), and that row read back all zeros, so every parting looked like a tie.
+        row = llama_cpp.llama_get_logits_ith(self.llm.ctx, -1)
+        return np.ctypeslib.as_array(row, shape=(self.llm.n_vocab(),)).copy()
