@@ -148,11 +148,11 @@ def parity(tuned: Tuned, exported, reference) -> Parity:
     prompts, refs, budget, ours = reference
     theirs = generate_ids(exported, tuned.tokenizer, prompts, budget, 16, bf16=False)
 
-    def near_tie(prompt: str, a: list[int], b: list[int]) -> bool:
+    def parting(prompt: str, a: list[int], b: list[int]) -> str | None:
         ids = tuned.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         return _parting(lambda prefix: exported(torch.tensor([prefix])).logits[0, -1].float(), ids, a, b)
 
-    return _compare(tuned, reference, theirs, near_tie)
+    return _compare(tuned, reference, theirs, parting)
 
 
 def parity_llama_cpp(tuned: Tuned, gguf: Path, reference) -> Parity:
@@ -167,23 +167,23 @@ def parity_llama_cpp(tuned: Tuned, gguf: Path, reference) -> Parity:
     theirs = [llm.greedy(i, budget, stop) for i in ids]
     tokenized = [llm.tokenize(p) == i for p, i in zip(prompts, ids)]
 
-    def near_tie(prompt: str, a: list[int], b: list[int]) -> bool:
+    def parting(prompt: str, a: list[int], b: list[int]) -> str | None:
         prompt_ids = tuned.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         return _parting(lambda prefix: torch.from_numpy(llm.next_logits(prefix)).float(), prompt_ids, a, b)
 
-    result = _compare(tuned, reference, theirs, near_tie)
+    result = _compare(tuned, reference, theirs, parting)
     result.reader, result.same_tokens = "llama.cpp", 100.0 * sum(tokenized) / max(len(tokenized), 1)
     return result
 
 
-def _compare(tuned: Tuned, reference, theirs: list[list[int]], near_tie) -> Parity:
+def _compare(tuned: Tuned, reference, theirs: list[list[int]], parting) -> Parity:
     from tailored.evaluation.compare import score
     from tailored.evaluation.generate import decode_answers
     from tailored.evaluation.metrics import PRIMARY, task_kind
 
     prompts, refs, budget, ours = reference
     same = [a == b for a, b in zip(ours, theirs)]
-    how = [None if s else near_tie(p, a, b) for s, p, a, b in zip(same, prompts, ours, theirs)]
+    how = [None if s else parting(p, a, b) for s, p, a, b in zip(same, prompts, ours, theirs)]
     partings = [f"row {i}: {h}" for i, h in enumerate(how) if h]
     primary = PRIMARY[task_kind(refs, tuned.labels)]
     scores = [score(decode_answers(tuned.tokenizer, ids), refs, tuned.labels)[0][primary] for ids in (ours, theirs)]
