@@ -38,8 +38,7 @@ def scaled_copy(run: Path, scale: float, folder: Path) -> Path:
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report.html", "checkpoints"))
     weights = copy / "adapter" / "adapter_model.safetensors"
     tensors = load_file(weights)
-    scaled = sum(".lora_B." in name for name in tensors)
-    if not scaled:
+    if not any(".lora_B." in name for name in tensors):
         sys.exit(f"{run}: no lora_B weights in its adapter")
     save_file({k: v * scale if ".lora_B." in k else v for k, v in tensors.items()}, weights)
     return copy
