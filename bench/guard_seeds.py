@@ -2,7 +2,7 @@
 
     python bench/guard_seeds.py [--task sgd_responses] [--seeds 1 2] [--rows 1000]
                                 [--settings "guard on" "--guard 0"] [--reuse 0:RUN_ON:RUN_OFF]
-                                [--stored "1:--guard 0:RUN"]
+                                [--stored "1:--guard 0:RUN"] [--baseline "--guard 0"]
                                 [--out bench/guard_seeds.json]
 
 About 15 minutes a run on sgd_responses (2 cores): 6-7 minutes of training, 8-9 of evaluating 1,000 rows;
@@ -23,7 +23,8 @@ It prints each seed's scores and paired difference (guard on − off) with row-b
 spread of each setting across seeds, and the mean paired difference over seeds with an interval that
 resamples both seeds and rows. Per-row answers go to `--out` (about 250 KB a run, so not kept in git),
 so later seeds and settings can be added.
-`--settings` takes any of SETTINGS below: what replays, which prompt, which rank (BENCHMARKS.md has each).
+`--settings` takes any of SETTINGS below: what replays, which prompt, which rank, how many epochs (BENCHMARKS.md
+has each); `--baseline` names the one the others are paired against (`--guard 0` unless said).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from tailored import guard  # noqa: E402
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig  # noqa: E402
 from tailored.data.formats import TASK_PROMPT  # noqa: E402
 from tailored.pipeline import evaluate  # noqa: E402
+from tailored.training import defaults  # noqa: E402
 
 # label: what that run changes. guard: the share (default when absent); prompted: every row carries tailored's
 # TASK_PROMPT as written data; rows: what the guard replays, "general" requests only or the task's own inputs
@@ -64,11 +66,15 @@ from tailored.pipeline import evaluate  # noqa: E402
 # "guard 0.3" and "guard 0.4": a larger share of replayed rows than the default 0.2, for the kept share.
 # "general unprompted": the general requests replayed without the user's own system prompt, as the guard did
 # before it replayed them with it (2026-12-04: "general prompted" then, the guard's default now).
+# "one epoch fewer" and "one epoch more": the guard on, trained one pass fewer (at least one) or more than the epoch
+# rule gives, for what a shorter or longer schedule does to the task and to the general answers; pair them against
+# "guard on" (--baseline). "1,600 seen": the epoch rule aiming at 1,600 examples instead of 1,000 (usaddress_fields
+# gained 7.6 field F1 from a fourth pass at 400 rows).
 SETTINGS = {"guard on": {}, "--guard 0": {"guard": 0.0}, "prompt only": {"guard": 0.0, "prompted": True},
             "general only": {"rows": "general"}, "plain only": {"rows": "plain"}, "guard, rank 32": {"rank": 32},
             "replies cut": {"rows": "cut"}, "guard 0.3": {"guard": 0.3}, "guard 0.4": {"guard": 0.4},
-            "general unprompted": {"rows": "general unprompted"}}
-BASELINE = "--guard 0"
+            "general unprompted": {"rows": "general unprompted"}, "one epoch fewer": {"epochs": -1},
+            "one epoch more": {"epochs": 1}, "1,600 seen": {"seen": 1600}}
 
 
 def with_prompt(rows: list[dict]) -> list[dict]:
@@ -100,8 +106,16 @@ def train_one(task: str, folder: Path, data: Path, heldout: Path, seed: int, lab
     setting = SETTINGS[label]
     rows = setting.get("rows", "both")
     data_cfg = DataConfig(heldout=str(heldout), **({"guard": setting["guard"]} if "guard" in setting else {}))
-    train_cfg = TrainConfig(task=quality.TASKS[task][1], seed=seed, **({"lora_rank": setting["rank"]}
-                                                                       if "rank" in setting else {}))
+    task_kind = quality.TASKS[task][1]
+    overrides = {"lora_rank": setting["rank"]} if "rank" in setting else {}
+    n_rows = sum(1 for _ in data.open(encoding="utf-8"))
+    if "epochs" in setting:  # relative to what the rule gives these rows
+        overrides["epochs"] = max(1, defaults.choose_epochs(n_rows, task_kind)[0] + setting["epochs"])
+    if "seen" in setting:  # the rule itself with another target
+        _, low, high = defaults.EXAMPLES_SEEN[task_kind]
+        with mock.patch.dict(defaults.EXAMPLES_SEEN, {task_kind: (setting["seen"], low, high)}):
+            overrides["epochs"] = defaults.choose_epochs(n_rows, task_kind)[0]
+    train_cfg = TrainConfig(task=task_kind, seed=seed, **overrides)
     name = f"{task}-seed{seed}-" + "".join(ch for ch in label if ch.isalnum())
     with contextlib.ExitStack() as patches:
         if rows == "general":  # add_replay then fills the share with general requests, as for rows with no prompt
@@ -156,6 +170,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--settings", nargs="*", default=["guard on", "--guard 0"], choices=list(SETTINGS))
     ap.add_argument("--rows", type=int, default=1000)
+    ap.add_argument("--baseline", default="--guard 0", choices=list(SETTINGS),
+                    help="the setting the others pair against")
     ap.add_argument("--reuse", action="append", default=[], help="SEED:RUN_ON:RUN_OFF, finished runs to evaluate")
     ap.add_argument("--stored", action="append", default=[],
                     help="SEED:LABEL:RUN, a finished run's stored answers (evaluated on the same rows), under LABEL")
@@ -197,23 +213,23 @@ def main() -> None:
             c, fit = train_one(args.task, folder, *files, seed, label)
             entry[label] = answers(c.rows, c.primary, c.review, wall_s=time.perf_counter() - start, **fit)
         out.write_text(json.dumps(record, indent=1))  # after each seed, so a stopped run keeps what it finished
-    report(args.task, per_seed, args.rows)
+    report(args.task, per_seed, args.rows, args.baseline)
 
 
-def report(task: str, per_seed: dict, rows: int) -> None:
-    """Each seed's runs, then each setting against `--guard 0` over the seeds that ran both."""
-    labels = sorted({label for entry in per_seed.values() for label in entry}, key=lambda name: name != BASELINE)
-    diffs = {label: [] for label in labels if label != BASELINE}
+def report(task: str, per_seed: dict, rows: int, baseline: str = "--guard 0") -> None:
+    """Each seed's runs, then each setting against `baseline` over the seeds that ran both."""
+    labels = sorted({label for entry in per_seed.values() for label in entry}, key=lambda name: name != baseline)
+    diffs = {label: [] for label in labels if label != baseline}
     scores = {label: [] for label in labels}
-    print(f"{task}: each setting against {BASELINE} of the same seed, first {rows} held-out rows")
+    print(f"{task}: each setting against {baseline} of the same seed, first {rows} held-out rows")
     for seed, entry in sorted(per_seed.items()):
-        if BASELINE not in entry:  # nothing to pair against yet: add that seed's run (--seeds or --stored)
-            print(f"  seed {seed}: no {BASELINE} run, so {', '.join(sorted(entry))} left out")
+        if baseline not in entry:  # nothing to pair against yet: add that seed's run (--seeds or --stored)
+            print(f"  seed {seed}: no {baseline} run, so {', '.join(sorted(entry))} left out")
             continue
-        refs = entry[BASELINE]["refs"][:rows]
-        primary = entry[BASELINE]["primary"]
+        refs = entry[baseline]["refs"][:rows]
+        primary = entry[baseline]["primary"]
         values = {}
-        for label in sorted(entry, key=lambda name: name != BASELINE):  # the baseline first, to pair against
+        for label in sorted(entry, key=lambda name: name != baseline):  # the baseline first, to pair against
             e = entry[label]
             assert e["refs"][:rows] == refs, "every run of a seed must be scored on the same rows"
             values[label] = guard_cost.per_row(primary, e["tuned"][:rows], refs)
@@ -224,11 +240,11 @@ def report(task: str, per_seed: dict, rows: int) -> None:
                 kept += f", {e['kept_as_asked']} with its system prompt (floor {e['as_asked_floor']})"
             line = (f"  seed {seed}, {label:>11}: {values[label].mean():.2f} [{lo:.2f}–{hi:.2f}] "
                     f"(best step {e['best_step']}/{e['steps']}{kept})")
-            if label != BASELINE:
-                d = values[label] - values[BASELINE]
+            if label != baseline:
+                d = values[label] - values[baseline]
                 diffs[label].append(d)
                 lo, hi = guard_cost.interval(d)
-                line += f"; paired against {BASELINE} {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"
+                line += f"; paired against {baseline} {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"
             print(line)
     for label, values in scores.items():
         if values:
@@ -239,7 +255,7 @@ def report(task: str, per_seed: dict, rows: int) -> None:
         if ds:
             d = np.array(ds)
             lo, hi = seeds_and_rows_interval(d)
-            print(f"  {label} − {BASELINE}, mean over {len(ds)} seed(s): {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] "
+            print(f"  {label} − {baseline}, mean over {len(ds)} seed(s): {d.mean():+.2f} [{lo:+.2f}, {hi:+.2f}] "
                   f"(seeds and rows resampled)")
 
 
