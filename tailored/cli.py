@@ -248,6 +248,8 @@ def export(run: str = typer.Argument(..., help="Run folder or name."),
     typer.echo(f"wrote {exported.path}")
     for check in exported.checks:
         typer.echo(f"parity: {check}")
+    if exported.note:
+        typer.echo(f"note: {exported.note}")
     if not exported.passed:
         err.print(f"[red]error[/red] {escape(exported.failure)}")
         raise typer.Exit(1)

@@ -89,6 +89,11 @@ class DataConfig:
                          "requests (written for tailored, bundled) and half to your inputs without the task's "
                          "system prompt, so tuning keeps what the base knew. 0 turns the guard off. Generating "
                          "models only.", default=0.2)
+    route: bool = _help("With the guard on, a LoRA run answers requests unlike your training inputs with the "
+                        "untouched base (the adapter switched off), so general questions get the base's own answers. "
+                        "Decided by a small classifier fitted on your inputs; kept only if it sends at most 5% of your "
+                        "validation inputs to the base. Merged and GGUF exports cannot switch and answer everything "
+                        "with the adapter.", default=True)
 
     @property
     def mix_file(self) -> str | None:

@@ -61,6 +61,13 @@ class Exported:
     parity: Parity | None  # None when the check was off or the run has no held-out file
     min_parity: float = MIN_PARITY
     llama_cpp: Parity | None = None  # a GGUF export read by llama.cpp itself, when llama-cpp-python is installed
+    unrouted: bool = False  # the run has a router the export cannot carry (models/router.py)
+
+    @property
+    def note(self) -> str | None:
+        return ("the run sends requests unlike its training inputs to the untouched base (its router); the export "
+                "holds merged weights only, so it answers every request with the adapter, and the general answers it "
+                "keeps are the run's 'adapter alone' figure") if self.unrouted else None
 
     @property
     def checks(self) -> list[Parity]:
@@ -230,7 +237,8 @@ def export(run: str | Path, fmt: str = "merged", out: str | Path | None = None, 
         export_merged(tuned, target)
     else:
         export_gguf(tuned, target, gguf_type)
-    result = Exported(target, parity(tuned, load_export(target, tuned), reference) if reference else None, min_parity)
+    result = Exported(target, parity(tuned, load_export(target, tuned), reference) if reference else None, min_parity,
+                      unrouted=tuned.router is not None)
     if reference and fmt == "gguf" and llama_cpp.installed():
         result.llama_cpp = parity_llama_cpp(tuned, target, reference)
     return result

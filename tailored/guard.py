@@ -32,6 +32,7 @@ from tailored.data.formats import Example
 from tailored.data.prepare import Prepared
 from tailored.device import device_of, generation_bf16
 from tailored.evaluation import general
+from tailored.models import router
 
 
 def guarded(task: str, method: str, data_cfg: DataConfig) -> bool:
@@ -70,3 +71,17 @@ def add_replay(prep: Prepared, model, tokenizer, base, data_cfg: DataConfig, tra
                and (data_cfg.max_length is None or len(e.input_ids) <= data_cfg.max_length)]
     prep.train_encoded = prep.train_encoded + encoded
     prep.guard_rows = len(encoded)
+
+
+def routed(task: str, method: str, data_cfg: DataConfig) -> bool:
+    """Whether the run gets a router (models/router.py): a guarded LoRA run, where the base is there to switch to."""
+    return guarded(task, method, data_cfg) and method == "lora" and data_cfg.route
+
+
+def fit_router(prep: Prepared, embed=None) -> dict:
+    """Fit the run's router on its training inputs against the guard's general requests and check it on its
+    validation inputs; `prep.router` is set when the check passes. Returns what the check found."""
+    found = router.fit_checked([ex.prompt for ex in prep.train_examples], [ex.prompt for ex in prep.valid_examples],
+                               general.replay_prompts(), embed)
+    prep.router = found[0]
+    return found[1]

@@ -31,6 +31,7 @@ from tailored.evaluation.evidence import assess, print_evidence
 from tailored.progress import print_plan, progress_hooks
 from tailored.models import context_length, load_causal_lm, load_tokenizer, materialise, parameter_count, resolve_base
 from tailored.models import retrieval
+from tailored.models.router import describe as describe_router
 from tailored.runs import COMPLETE, index, read_json, resolve_run
 from tailored.runs.card import write_card
 from tailored.runs.record import saved_run, settings, start_run
@@ -201,6 +202,9 @@ def train(
         guard.add_replay(prep, model, tokenizer, base, data_cfg, train_cfg)
         if ranks.main:
             distributed.barrier(ranks)
+    if guard.routed(train_cfg.task, train_cfg.method, data_cfg) and ranks.main and not run_cfg.explain:
+        prep.routing = guard.fit_router(prep)
+        console.print(describe_router(prep.routing))
     n_params = sum(p.numel() for p in model.parameters())
     longest = max(len(e.input_ids) for e in prep.train_encoded + prep.valid_encoded)
     # the task's rows decide the schedule; the guard's replayed rows ride along without changing it
@@ -227,6 +231,8 @@ def train(
         atomic.write_json(run_dir / "check.json", check_report)
         if prep.retriever:  # every answer the run gives is grounded in these passages, as training was
             prep.retriever.save(run_dir)
+        if prep.router:  # every answer the run gives is routed, as its evaluation was
+            prep.router.save(run_dir)
     console.print(f"[bold]run[/bold] {run_dir}" + (f" ({ranks.world} processes)" if ranks.many else ""))
     if on_event and ranks.main:
         on_event({"kind": "run", "path": str(run_dir), "resumed": resumed})
@@ -306,7 +312,7 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
     atomic.write_json(run_dir / "history.json", result.history)
     metrics = {"train": {k: v for k, v in asdict(result).items() if k != "history"},
                "tokens_per_second": result.trained_tokens / max(result.seconds, 1e-9),
-               "overfitting": overfitting(result.history)}
+               "overfitting": overfitting(result.history), **({"router": prep.routing} if prep.routing else {})}
     if metrics["overfitting"]:
         console.print(f"[yellow]warning overfitting: {escape(metrics['overfitting']['message'])}[/yellow]")
 
@@ -328,7 +334,8 @@ def _finish(run_dir: Path, model, tokenizer, base, prep: Prepared, result: FitRe
                             classify, base_model, base, [d.text for d in prep.documents],
                             house_voice(eval_cfg.voice, run_cfg.runs_dir),
                             loss_bf16=choose_bf16(train_cfg.bf16, device_of(model)),
-                            system=prep.system_prompt)  # as the lineage records it and predict adds it
+                            system=prep.system_prompt,  # as the lineage records it and predict adds it
+                            router=prep.router)
         if parent:
             maintain.add_parent(comparison, parent, rows, prep.train.labels, eval_cfg)
         if train_cfg.method == "dpo":
@@ -378,7 +385,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, eval_cfg: EvalConf
                         tuned.bf16, classify, base_model, tuned.base,
                         [d.text for d in prep.documents] if prep else [],
                         house_voice(eval_cfg.voice, runs_dir), loss_bf16=tuned.trained_bf16,
-                        system=tuned.task.get("system_prompt"))
+                        system=tuned.task.get("system_prompt"), router=tuned.router)
     console = _console(quiet)
     print_comparison(comparison, console, eval_cfg.samples)
     print_evidence(comparison.review, console)

@@ -23,6 +23,7 @@ from tailored.models import context_length, llama_cpp, load_causal_lm, load_toke
 from tailored.models.gguf_file import default_gguf_path, gguf_architecture, write_gguf
 from tailored.models.load import quiet_transformers
 from tailored.models.retrieval import Retriever
+from tailored.models.router import Router
 from tailored.runs import read_json, resolve_run
 from tailored.device import choose_bf16, device_of, generation_bf16
 from tailored.errors import TailoredError
@@ -82,6 +83,8 @@ class Tuned:
         self._llama = None  # the llama.cpp model, loaded on the first answer
         # a run trained with --documents' passages in its prompts answers with them (models/retrieval.py)
         self.retriever = Retriever.open(path) if self.kind != "classify" else None
+        # a guarded LoRA run answers requests unlike its training inputs with the base (models/router.py)
+        self.router = Router.open(path) if (path / "adapter").is_dir() else None
 
     def _choose_engine(self, asked: str) -> str:
         """`asked`, or for `auto` llama.cpp where it can read this run; says why when llama.cpp was asked and cannot."""
@@ -117,9 +120,22 @@ class Tuned:
 
     def answer(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = ROWS) -> list[str]:
         """Greedy replies to whole conversations, from this run's engine (torch for many under `auto`), each
-        grounded in the passages for its last question when the run keeps them."""
+        grounded in the passages for its last question when the run keeps them. Those the run's router sends to
+        the base are answered with the adapter switched off, through torch: the base's weights are the ones in
+        memory, and a llama.cpp copy of the base would be another file to write and hold."""
+        to_base = self.router.to_base(conversations) if self.router else [False] * len(conversations)
         if self.retriever:
             conversations = self.retriever.ground(conversations)
+        if not any(to_base):
+            return self._answer(conversations, max_new_tokens, batch_size)
+        with self.model.disable_adapter():
+            base = iter(generate(self.model, self.tokenizer, [c for c, r in zip(conversations, to_base) if r],
+                                 max_new_tokens, batch_size, self.bf16))
+        asked = [c for c, r in zip(conversations, to_base) if not r]
+        tuned = iter(self._answer(asked, max_new_tokens, batch_size) if asked else [])
+        return [next(base) if r else next(tuned) for r in to_base]
+
+    def _answer(self, conversations: list[list[dict]], max_new_tokens: int, batch_size: int) -> list[str]:
         if self.engine == "torch" or (self._auto and len(conversations) > AUTO_LLAMA_CPP_MOST):
             return generate(self.model, self.tokenizer, conversations, max_new_tokens, batch_size, self.bf16)
         llm = self._llama_model()

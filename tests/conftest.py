@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,39 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     # Unit tests never write to the user's cache; the real model's cache is shared by integration tests.
     if "TAILORED_CACHE" not in os.environ:
         monkeypatch.setenv("TAILORED_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def hashed_embed(texts: list[str]):
+    """A stand-in for the bundled sentence encoder: words hashed into 256 dimensions, unit length."""
+    import hashlib
+
+    import numpy as np
+
+    out = np.zeros((len(texts), 256), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in text.lower().split():
+            out[i, int(hashlib.md5(word.encode()).hexdigest(), 16) % 256] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hashed_router_embeddings():
+    # Unit tests route on hashed words, from the first run a fixture trains (session scope comes first);
+    # modules that need the bundled encoder put it back (`bundled_router_encoder`).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("tailored.models.router.encoder_embed", lambda: hashed_embed)
+        yield
+
+
+@contextmanager
+def bundled_router_encoder():
+    """Routers on the bundled encoder again, for a module whose runs are trained or served in another process
+    (which the hashed stand-in does not reach) or that tests the real models."""
+    from tailored.models.retrieval import encoder_embed
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("tailored.models.router.encoder_embed", encoder_embed)
+        yield
 
 
 def build_tokenizer(chat_template: str = CHATML):

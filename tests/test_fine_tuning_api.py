@@ -20,10 +20,16 @@ from safetensors.torch import load_file
 
 import tailored
 
-from tests.conftest import write_jsonl
+from tests.conftest import bundled_router_encoder, write_jsonl
 from tests.test_server import KEY, Server
 
 FINAL = ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _bundled_router_encoder():
+    with bundled_router_encoder():  # jobs train in worker processes, which route on the bundled encoder
+        yield
 
 
 def rows(n: int, word: str = "yes") -> list[dict]:

@@ -11,6 +11,7 @@ import torch
 
 import tailored
 from tailored.config import DataConfig, EvalConfig, RunConfig, TrainConfig
+from tests.conftest import bundled_router_encoder
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -21,6 +22,12 @@ def _shared_cache(monkeypatch):
     # The dequantised SmolLM2 is cached once per machine, as users get it; not per test.
     if "TAILORED_CACHE" not in os.environ:
         monkeypatch.delenv("TAILORED_CACHE", raising=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _bundled_router_encoder():
+    with bundled_router_encoder():  # runs here route as users' do
+        yield
 
 
 def test_cached_base_matches_the_gguf_exactly():
@@ -64,6 +71,12 @@ def test_smollm2_trains_a_few_steps_and_evaluates(short_run):
     assert lineage["base"]["fingerprint"] == "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     tuned = tailored.load(run.path)
     assert isinstance(tuned.generate("How do I reset my password?", max_new_tokens=8), str)
+    # the guard's router, on the bundled encoder: support questions to the adapter, general ones to the base
+    assert metrics["router"]["kept"] and metrics["router"]["valid_to_base"] == 0
+    heldout = [json.loads(line) for line in (EXAMPLES / "support.heldout.jsonl").read_text().splitlines()][:20]
+    assert not any(tuned.router.to_base([r["messages"][:-1] for r in heldout]))
+    assert all(tuned.router.to_base([[{"role": "user", "content": q}] for q in
+                                     ("What is the capital of France?", "Write a haiku about the sea.")]))
 
 
 def test_gguf_export_reloads_and_answers_like_the_run(short_run, tmp_path):

@@ -23,7 +23,7 @@ ALLOWED = {
     "runs": {"data"},
     "maintain": {"data", "models", "evaluation", "runs", "tuned"},
     "progress": {"data"},
-    "guard": {"data", "evaluation"},
+    "guard": {"data", "models", "evaluation"},  # models.router: the guard fits the run's router
     "pipeline": {"data", "models", "training", "evaluation", "runs", "tuned", "maintain", "progress", "guard"},
     "fine_tuning": {"pipeline"},  # jobs are runs trained through `train`; the server is above them
     "server": {"data", "models", "evaluation", "runs", "tuned", "fine_tuning"},

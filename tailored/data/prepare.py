@@ -44,6 +44,8 @@ class Prepared:
     mixed: list[Example] = field(default_factory=list)  # general rows from --mix, trained on with the task rows
     documents: list[Document] = field(default_factory=list)  # --documents: learned on every token, with the rows
     document_chunks: int = 0  # their windows, in train_encoded after the task rows (and --mix's)
+    router: object = None  # a guarded LoRA run's models.router.Router, fitted before training (guard.fit_router)
+    routing: dict | None = None  # what the router's check on the validation rows found
     retriever: object = None  # --retrieve: the documents' passages, in every training and validation prompt
     guard_rows: int = 0  # the base's own answers to general requests, appended to train_encoded (the guard)
     task_prompt: str | None = None  # set when tailored gave the rows its own system prompt (`give_task_prompt`)

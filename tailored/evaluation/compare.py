@@ -36,6 +36,7 @@ class Comparison:
     review: dict = field(default_factory=dict)  # slices, memorisation, forgetting, loss, gate (evidence.gather)
     baselines: dict = field(default_factory=dict)  # classifiers: every simple baseline's {metric: value}
     parent: dict | None = None  # retraining: the parent version's {name, values, ci} on the same rows
+    routed: int | None = None  # rows the run's router gave to the base (their tuned answer is the base's); None: no router
 
     @property
     def passed(self) -> bool:
@@ -75,12 +76,14 @@ def answer_budget(tokenizer, refs: list[str], cfg: EvalConfig) -> int:
 
 def compare(model, tokenizer, examples: list[Example], labels: list[str] | None, cfg: EvalConfig,
             bf16: bool = False, base_model=None, voice: Callable[[list[str]], list[float]] | None = None,
-            base_answers=None) -> Comparison:
+            base_answers=None, router=None) -> Comparison:
     """Generate with the adapter off (base) and on (tuned) for the same prompts and score both.
 
     After full fine-tuning there is no adapter to switch off, so the untouched base comes as `base_model`.
     `voice(texts)` gives each text's probability of being in the house voice (--voice's classifier).
     `base_answers` (answer_cache.BaseAnswers) reuses the base's answers from an earlier evaluation.
+    `router` (models.router.Router): the rows it sends to the base get the base's answer as the tuned one, as
+    `predict` and the server answer them; each such row is marked `routed`.
     """
     examples = examples[: cfg.max_rows] if cfg.max_rows else examples
     prompts = [ex.prompt for ex in examples]
@@ -92,11 +95,15 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
     else:
         with model.disable_adapter():
             base_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16, base_answers)
-    tuned_out = generate(model, tokenizer, prompts, budget, cfg.eval_batch_size, bf16)
+    to_base = router.to_base(prompts) if router else [False] * len(prompts)
+    asked = [p for p, r in zip(prompts, to_base) if not r]
+    adapter_out = iter(generate(model, tokenizer, asked, budget, cfg.eval_batch_size, bf16) if asked else [])
+    tuned_out = [b if r else next(adapter_out) for b, r in zip(base_out, to_base)]
     seconds = time.perf_counter() - start
     rows = [{"line": ex.line, "prompt": ex.prompt[-1]["content"], "expected": ref, "base": b, "tuned": t,
-             "extra": ex.extra, **({"passages": found} if (found := passages_in(ex.prompt)) else {})}
-            for ex, ref, b, t in zip(examples, refs, base_out, tuned_out)]
+             "extra": ex.extra, **({"passages": found} if (found := passages_in(ex.prompt)) else {}),
+             **({"routed": True} if r else {})}
+            for ex, ref, b, t, r in zip(examples, refs, base_out, tuned_out, to_base)]
     (base, base_ci), (tuned, tuned_ci) = score(base_out, refs, labels), score(tuned_out, refs, labels)
     kind = task_kind(refs, labels)
     primary = PRIMARY[kind]
@@ -111,7 +118,8 @@ def compare(model, tokenizer, examples: list[Example], labels: list[str] | None,
         values.update(checked)
         intervals.update(checked_ci)
     primary = next((m for m in ("fact_recall", "final_answer", "voice", "mentions") if m in tuned), primary)
-    return Comparison(primary, base, tuned, rows, budget, seconds, base_ci, tuned_ci, kind)
+    return Comparison(primary, base, tuned, rows, budget, seconds, base_ci, tuned_ci, kind,
+                      routed=sum(to_base) if router else None)
 
 
 def tfidf_baseline(train: list[Example], texts: list[str]) -> list[str]:
@@ -192,6 +200,9 @@ def print_comparison(c: Comparison, console: Console, samples: int = 3, title: s
         p, before = c.primary, c.parent["values"][c.primary]
         console.print(f"parent {c.parent['name']}: {p} {with_ci(before, c.parent['ci'].get(p))} → tuned "
                       f"{with_ci(c.tuned[p], c.tuned_ci.get(p))} ({c.tuned[p] - before:+.1f})")
+    if c.routed:
+        console.print(f"router: {c.routed} of {len(c.rows)} {title} rows looked unlike the training inputs and were "
+                      "answered by the untouched base, as predict and the server would answer them")
     if c.task == "json":
         worst = ", ".join(f"{k} {v:.0f}%" for k, v in list(c.tuned["field_accuracy"].items())[:3])
         console.print(f"fields most often wrong (tuned, share correct): {worst}")

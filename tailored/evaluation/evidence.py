@@ -49,11 +49,14 @@ def heldout_loss(model, tokenizer, examples: list[Example], bf16: bool, base_mod
 
 
 def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=None,
-                    train_targets: list[str] = (), system: str | None = None) -> dict:
+                    train_targets: list[str] = (), system: str | None = None, router=None) -> dict:
     """The general-ability check (evaluation/general.py) for base and tuned: the share of kept answers, the
     share the base itself keeps under a neutral system prompt (the measure's noise floor), and, for a task
     whose answers are JSON, how many general answers came back in that form. With `system`, the run's own
-    system prompt, also the share kept when asked with it first, as `predict` and the server ask (`as_asked`)."""
+    system prompt, also the share kept when asked with it first, as `predict` and the server ask (`as_asked`).
+
+    With the run's `router`, the questions it sends to the base get the base's answer, as `predict` and the server
+    give it; `adapter` then keeps what the adapter alone kept (what a merged or GGUF export answers)."""
     with (nullcontext() if base_model is not None else model.disable_adapter()):
         untuned = base_model if base_model is not None else model
         base = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers)
@@ -61,13 +64,24 @@ def general_answers(model, tokenizer, bf16: bool, base_model=None, base_answers=
         right = general.base_right(base) if system else []
         base_prompted = general.answer_questions(untuned, tokenizer, bf16, cache=base_answers, system=system,
                                                  only=right) if right else []
-    tuned = general.answer_questions(model, tokenizer, bf16)
+    adapter = general.answer_questions(model, tokenizer, bf16)
+    to_base = router.to_base([[{"role": "user", "content": q.prompt}] for q in general.questions()]) if router \
+        else [False] * len(adapter)
+    tuned = [b if r else a for a, b, r in zip(adapter, base, to_base)]
     out = {**general.retention(base, tuned), "floor": general.noise_floor(base, neutral),
            "task_form": general.task_form(base, tuned, list(train_targets))}
+    if router:
+        alone = general.retention(base, adapter)
+        out["routed"] = sum(to_base)
+        out["adapter"] = {k: alone[k] for k in ("kept", "kept_share", "kept_ci", "tuned_correct")}
     if right:
-        tuned_prompted = general.answer_questions(model, tokenizer, bf16, system=system, only=right)
+        adapter_prompted = general.answer_questions(model, tokenizer, bf16, system=system, only=right)
+        tuned_prompted = [b if to_base[i] else a for i, a, b in zip(right, adapter_prompted, base_prompted)]
         out["as_asked"] = general.as_asked(base, right, base_prompted, tuned_prompted, system,
                                            out["task_form"] is not None)
+        if router:
+            out["as_asked"]["adapter_kept"] = general.as_asked(base, right, base_prompted, adapter_prompted,
+                                                               system)["kept"]
     return out
 
 
@@ -83,7 +97,7 @@ def choose_primary(comparison: Comparison, metric: str | None) -> None:
 def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, train_targets: list[str],
            model=None, tokenizer=None, examples: list[Example] | None = None, bf16: bool = False,
            base_model=None, train_prompts: list[str] | None = None, base_answers=None,
-           loss_bf16: bool | None = None, system: str | None = None) -> dict:
+           loss_bf16: bool | None = None, system: str | None = None, router=None) -> dict:
     """Attach the evidence to `comparison.review` and return it. `model` is None for classifiers.
 
     `bf16` is for answering; `loss_bf16` (training's bf16, default `bf16`) for the held-out loss; `system` is
@@ -95,7 +109,7 @@ def gather(comparison: Comparison, cfg: EvalConfig, labels: list[str] | None, tr
                                         bf16 if loss_bf16 is None else loss_bf16, base_model)
         if cfg.forgetting:
             evidence["forgetting"] = general_answers(model, tokenizer, bf16, base_model, base_answers, train_targets,
-                                                     system)
+                                                     system, router)
     if comparison.task != "label":
         evidence["repetition"] = review.repetition(comparison.rows)
         if train_targets:
@@ -144,6 +158,11 @@ def print_evidence(evidence: dict, console) -> None:
                           f"; the untuned base itself keeps {floor['kept_share']:.0f}% of them when only a neutral "
                           f"system prompt is added, the measure's noise floor" if floor.get("kept_share") is not None
                           else "") + f"[/{colour}]")
+        if alone := fg.get("adapter"):
+            console.print(f"[dim]the router answered {fg['routed']} of the {fg['questions']} with the untouched base; "
+                          f"the adapter alone, as a merged or GGUF export answers, keeps {alone['kept']} of the "
+                          f"{fg['base_correct']} ({alone['kept_share']:.0f}% [{alone['kept_ci'][0]:.0f}–"
+                          f"{alone['kept_ci'][1]:.0f}])[/dim]")
         if (asked := fg.get("as_asked")) and asked["kept_share"] is not None:
             colour = "yellow" if below_floor(asked) else "dim"
             console.print(f"[{colour}]asked as predict and the server ask, with the run's system prompt first: "
@@ -172,10 +191,11 @@ def print_evidence(evidence: dict, console) -> None:
 
 def assess(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf16: bool, classify: bool,
            base_model=None, base=None, documents: list[str] = (), voice=None,
-           loss_bf16: bool | None = None, system: str | None = None) -> Comparison:
+           loss_bf16: bool | None = None, system: str | None = None, router=None) -> Comparison:
     """Before vs tuned on `rows`, with the evidence attached; shared by `tailor train` and `tailor eval`.
 
-    `bf16` is for answering, `loss_bf16` for the held-out loss, `system` the run's system prompt (see `gather`).
+    `bf16` is for answering, `loss_bf16` for the held-out loss, `system` the run's system prompt (see `gather`),
+    `router` the run's (models/router.py): tuned answers are the routed ones, as the run answers.
     `documents` (--documents' texts) count as training text where the evidence asks what training saw;
     `voice` is --voice's scorer (`tuned.house_voice`)."""
     if classify:  # the untuned encoder's embeddings are one of the baselines
@@ -184,8 +204,8 @@ def assess(model, tokenizer, rows, train_rows, labels, eval_cfg: EvalConfig, bf1
         base_answers = None
     else:
         base_answers = BaseAnswers.of(base, bf16, device_of(model)) if base is not None else None
-        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice, base_answers)
+        comparison = compare(model, tokenizer, rows, labels, eval_cfg, bf16, base_model, voice, base_answers, router)
     gather(comparison, eval_cfg, labels, [ex.target for ex in train_rows], None if classify else model, tokenizer,
            rows, bf16, base_model, [m["content"] for ex in train_rows for m in ex.prompt] + list(documents),
-           base_answers, loss_bf16, system)
+           base_answers, loss_bf16, system, router)
     return comparison

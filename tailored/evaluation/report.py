@@ -225,6 +225,10 @@ def render(title: str, comparison: dict | None, history: list[dict], check: dict
         parts.append('<div class="grid">' + "".join(f"<div>{p}</div>" for p in plots if p) + "</div>")
         if many:  # a matrix of dozens of classes is a blur: the pairs and classes that go wrong, as tables
             parts.append(confusion_tables(c["tuned"]["confusion"]))
+        if c.get("routed"):
+            parts.append(f"<p>The run's router answered {c['routed']} of these {len(c['rows'])} rows with the untouched "
+                         "base: they looked unlike the training inputs. Their tuned answer is the base's, as predict "
+                         "and the server would give it.</p>")
         parts.extend(_review_html(review))
         parts.append(f"<h2>Side by side ({min(samples, len(c['rows']))} of {len(c['rows'])} rows)</h2>"
                      "<p class='sub'>Highlighted words differ from the expected answer.</p>")
@@ -238,7 +242,8 @@ def render(title: str, comparison: dict | None, history: list[dict], check: dict
                          f'<tr><td class="label">base</td><td>{_marked(row["base"], row["expected"])}</td></tr>'
                          + (f'<tr><td class="label">parent</td><td>{_marked(row["parent"], row["expected"])}</td></tr>'
                             if "parent" in row else "")
-                         + f'<tr><td class="label">tuned</td><td>{_marked(row["tuned"], row["expected"])}</td></tr></table>')
+                         + f'<tr><td class="label">tuned{"<br>(routed to the base)" if row.get("routed") else ""}</td>'
+                         f'<td>{_marked(row["tuned"], row["expected"])}</td></tr></table>')
     elif history:
         parts.append('<div class="grid"><div>' + loss_plot(history) + "</div></div>")
     if check:
@@ -296,6 +301,13 @@ def _review_html(review: dict) -> list[str]:
                    f"<b>{fg['kept']} of those ({fg['kept_share']:.0f}%, 95% interval "
                    f"{low:.0f}–{high:.0f})</b>, and {fg['tuned_correct']} in all. The guard (--guard, on by default) "
                    "replays the base's own general answers in training to keep this high.</p>")
+        if alone := fg.get("adapter"):
+            out.append(f"<p><b>Routed.</b> The run's router answered {fg['routed']} of the {fg['questions']} questions "
+                       "with the untouched base, the adapter switched off, as predict, chat and the server answer "
+                       "requests unlike the training inputs; the figures above count those answers. The adapter "
+                       f"alone, as a merged or GGUF export answers every request, keeps {alone['kept']} of the "
+                       f"{fg['base_correct']} ({alone['kept_share']:.0f}%, 95% interval {alone['kept_ci'][0]:.0f}–"
+                       f"{alone['kept_ci'][1]:.0f}).</p>")
         if (floor := fg.get("floor") or {}).get("kept_share") is not None:
             f_low, f_high = floor["kept_ci"]
             out.append(f"<p>For scale: the untuned base itself keeps {floor['kept']} of its {fg['base_correct']} right "

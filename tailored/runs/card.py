@@ -61,6 +61,10 @@ def render(run_dir: Path) -> str:
                    f"{saved.get('data', {}).get('retrieve', '?')} closest passages of the documents in its system "
                    "message (`retrieval.sqlite`): `tailor predict`, `chat`, `serve` and `load()` add them; a merged "
                    "or GGUF export holds the weights only, so ask it with the passages yourself")
+    if (run_dir / "router.safetensors").exists():
+        out.append("- requests unlike the training inputs are answered by the untouched base (`router.safetensors`, a "
+                   "classifier on the inputs' embeddings): `tailor predict`, `chat`, `serve` and `load()` route them; a "
+                   "merged or GGUF export cannot, and answers every request with the adapter")
     if profile.get("guard_rows"):
         out.append(f"- plus {profile['guard_rows']} of the base's own answers to general requests and to the task's "
                    "inputs without the task prompt (the forgetting guard)")
@@ -115,6 +119,10 @@ def render(run_dir: Path) -> str:
                        f" The untuned base itself keeps {_ci(fg['floor']['kept_share'], fg['floor']['kept_ci'])}% of "
                        "them when only a neutral system prompt is added (the measure's noise floor)."
                        if (fg.get("floor") or {}).get("kept_share") is not None else ""))
+        if alone := fg.get("adapter"):
+            out.append(f"- The router gave {fg['routed']} of the {fg['questions']} general questions to the untouched "
+                       f"base; the adapter alone (what a merged or GGUF export answers) keeps {alone['kept']} of "
+                       f"{fg['base_correct']} ({_ci(alone['kept_share'], alone['kept_ci'])}%).")
         if (asked := fg.get("as_asked")) and asked.get("kept_share") is not None:
             out.append(f"- Asked with the run's system prompt first, as predict and the server ask: keeps "
                        f"{asked['kept']} of {asked['base_correct']} ({_ci(asked['kept_share'], asked['kept_ci'])}%); "

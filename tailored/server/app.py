@@ -130,7 +130,7 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
         with lock:
             in_flight["n"] -= 1
 
-    def prepare(model: str, text_of, max_tokens: int | None, stop, n: int):
+    def prepare(model: str, text_of, max_tokens: int | None, stop, n: int, conversation: list[dict]):
         if n != 1:
             raise APIError(400, "n must be 1: ask again (with another seed) for another choice",
                            "invalid_request_error", param="n")
@@ -142,6 +142,7 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
             served = pool.lookup(model)
         except UnknownModel as e:
             raise APIError(404, str(e), "invalid_request_error", "model_not_found") from None
+        served = pool.route(served, conversation)
         text = text_of(served)
         prompt_tokens = len(served.tokenizer(text, add_special_tokens=False)["input_ids"])
         context = served.context or pool.context
@@ -185,8 +186,10 @@ def create_app(pool: Pool, cfg: ServerConfig) -> FastAPI:
     async def respond(req, text_of, chat: bool):
         admit()
         try:
+            asked = [m.model_dump(exclude_none=True) for m in req.messages] if chat else \
+                [{"role": "user", "content": req.prompt}]  # what the run's router decides on
             served, text, prompt_tokens, limit, stops = prepare(req.model, text_of, getattr(req, "max_completion_tokens",
-                                                                None) or req.max_tokens, req.stop, req.n)
+                                                                None) or req.max_tokens, req.stop, req.n, asked)
         except BaseException:
             release()
             raise

@@ -25,6 +25,7 @@ from tailored.models.decode import adapters_in_use, supported
 from tailored.models.load import quiet_transformers
 from tailored.runs import COMPLETE, read_json, resolve_run
 from tailored.models.retrieval import Retriever
+from tailored.models.router import Router
 from tailored.tuned import Tuned
 
 WEIGHTS = ("adapter", "model", "classifier")  # a LoRA run, a full fine-tune, a classifier
@@ -44,6 +45,7 @@ class Served:
     kind: str = "lora"  # or "full" (a whole fine-tuned model) or "classify" (answers with a label)
     context: int | None = None  # a whole model's own context; None: the base's
     retriever: object = None  # a run trained with --documents' passages: chat questions are grounded in them
+    router: object = None  # a guarded LoRA run's: requests unlike its training inputs go to the base (models/router.py)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Pool:
         self.bf16 = generation_bf16(None, device_of(self.model))
         self.adapters: OrderedDict[str, Served] = OrderedDict()
         self.retrievers: dict[str, Retriever | None] = {}  # by run key: read once, its encoder loaded once
+        self.routers: dict[str, Router | None] = {}  # the same for routers
         self.whole: OrderedDict[str, tuple[Served, Tuned]] = OrderedDict()  # full and classifier runs, by LRU
         self.fine_tuning = store.Jobs(self.runs_dir) if cfg.jobs else None  # `ft:` names
         self.jobs: queue.Queue[Job] = queue.Queue()
@@ -145,8 +148,17 @@ class Pool:
         if lineage["base"]["name"] != self.base_name:
             raise UnknownModel(f"model '{name}' was trained on base {lineage['base']['name']}; this server "
                                f"serves {self.base_name}")
+        if key not in self.routers:
+            self.routers[key] = Router.open(path)
         return Served(key, load_tokenizer(self.base, path / "tokenizer"), lineage["task"].get("system_prompt"),
-                      retriever=self._retriever(key, path))
+                      retriever=self._retriever(key, path), router=self.routers[key])
+
+    def route(self, served: Served, conversation: list[dict]) -> Served:
+        """`served`, or for a request its router sends to the base, the base with the run's template and prompt:
+        the answer `load(run).generate()` gives (tuned.py)."""
+        if served.router is None or not served.router.to_base([conversation])[0]:
+            return served
+        return Served("", served.tokenizer, served.system_prompt, retriever=served.retriever)
 
     def _retriever(self, key: str, path: Path):
         if key not in self.retrievers:
