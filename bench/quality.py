@@ -137,10 +137,11 @@ def run_tailored(name: str, folder: Path, guard: float | None = None) -> dict:
                                                                   "ci": intervals.get(c.primary)}}
         fg = c.review.get("forgetting") or {}
         out["general"] = {k: fg.get(k) for k in ("kept", "base_correct", "kept_share", "kept_ci", "tuned_correct",
-                                                 "floor")}
+                                                 "floor", "routed", "adapter")}  # routed: the router's, as it answers
         if asked := fg.get("as_asked"):  # with the run's system prompt first, as predict and the server ask
             out["general"]["as_asked"] = {k: asked.get(k) for k in ("system", "kept", "base_correct", "kept_share",
-                                                                    "kept_ci", "floor", "task_form")}
+                                                                    "kept_ci", "floor", "task_form", "adapter_kept")}
+        out["heldout_routed"] = c.routed  # held-out rows the router gave to the base
     return out
 
 
@@ -228,6 +229,8 @@ def table(results: list[dict]) -> str:
         g = r.get("general") or {}
         kept = f"{g['kept']}/{g['base_correct']} ({fmt(g['kept_share'], g['kept_ci'])})" if g.get("kept_share") \
             is not None else "—"
+        if g.get("adapter"):
+            kept += f"; the adapter alone {g['adapter']['kept']}/{g['base_correct']}"
         if (asked := g.get("as_asked") or {}).get("kept_share") is not None:
             kept += f"; with its system prompt {asked['kept']}/{asked['base_correct']} (floor {asked['floor']['kept']})"
         lines.append(f"| {r['task']}{' (guard off)' if r.get('guard_off') else ''} | {r['train_rows']} / "

@@ -55,6 +55,18 @@ def bundled_router_encoder():
         yield
 
 
+class SwitchableModel:
+    """A stand-in model whose `adapter` says whether its adapter is on, switched off as PEFT's is."""
+
+    adapter = True
+
+    @contextmanager
+    def disable_adapter(self):
+        self.adapter = False
+        yield
+        self.adapter = True
+
+
 def build_tokenizer(chat_template: str = CHATML):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

@@ -9,6 +9,7 @@ from tailored.data.encode import encode_many
 from tailored.data.formats import TASK_PROMPT
 from tailored.evaluation import general
 from tailored.evaluation.general import Question
+from tests.conftest import SwitchableModel
 
 
 def test_the_check_and_the_replay_sets_are_big_enough_and_kept_apart():
@@ -341,23 +342,12 @@ def test_the_console_warns_when_tuning_put_general_answers_in_the_task_s_form():
 def test_the_check_is_also_asked_with_the_run_s_system_prompt_on_the_base_s_right_answers_only(monkeypatch):
     """predict and the server put the run's system prompt first: kept is measured that way too, against the base
     given the same prompt (that way's floor), asking only the questions the base got right."""
-    from contextlib import contextmanager
-
     from rich.console import Console
 
     from tailored.evaluation.evidence import general_answers, print_evidence
 
     items = [Question(f"q{i}", (a,), "fact") for i, a in enumerate(["Paris", "12", "blue", "Nile"])]
     monkeypatch.setattr(general, "questions", lambda: items)
-
-    class Model:
-        adapter = True
-
-        @contextmanager
-        def disable_adapter(self):
-            self.adapter = False
-            yield
-            self.adapter = True
 
     said = {(False, None): ["Paris", "12", "red", "Nile"],  # the base: right on q0, q1, q3
             (False, general.NEUTRAL_SYSTEM): ["Paris", "12", "red", "Nile"],
@@ -372,7 +362,7 @@ def test_the_check_is_also_asked_with_the_run_s_system_prompt_on_the_base_s_righ
         return said[(model.adapter, system)]
 
     monkeypatch.setattr(general, "generate", fake_generate)
-    out = general_answers(Model(), None, False, system="Be a support agent.")
+    out = general_answers(SwitchableModel(), None, False, system="Be a support agent.")
     assert (out["kept"], out["base_correct"]) == (3, 3)
     a = out["as_asked"]
     assert (a["system"], a["kept"], a["base_correct"], a["floor"]["kept"]) == ("Be a support agent.", 1, 3, 2)
@@ -387,12 +377,12 @@ def test_the_check_is_also_asked_with_the_run_s_system_prompt_on_the_base_s_righ
     assert a["task_form"] is None and "task's form" not in console.export_text()  # no JSON task: not counted
 
     said[(True, "Be a support agent.")] = ['{"intent": "capital"}', "13", '{"river": "Nile"}']
-    out = general_answers(Model(), None, False, system="Be a support agent.", train_targets=['{"a": 1}'] * 5)
+    out = general_answers(SwitchableModel(), None, False, system="Be a support agent.", train_targets=['{"a": 1}'] * 5)
     assert out["as_asked"]["task_form"] == 2 and out["as_asked"]["kept"] == 1  # the Nile, in JSON, still right
     console = Console(record=True, width=400)
     print_evidence({"forgetting": out}, console)
     assert "2 of them answered in the task's form, as that prompt asks" in console.export_text()
 
     asked.clear()
-    assert "as_asked" not in general_answers(Model(), None, False)  # no system prompt: asked one way only
+    assert "as_asked" not in general_answers(SwitchableModel(), None, False)  # no system prompt: asked one way only
     assert len(asked) == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from tailored.errors import TailoredError
 from tailored.evaluation import general
 from tailored.evaluation.general import Question
 from tailored.models.router import ROUTER_FILE, Router, fit_checked, user_text
-from tests.conftest import hashed_embed, write_jsonl
+from tests.conftest import SwitchableModel, hashed_embed, write_jsonl
 
 TASK = [f"reset the password for account {i} please" for i in range(30)] + \
        [f"billing question about invoice {i}" for i in range(30)]
@@ -79,15 +78,6 @@ def test_evaluation_gives_routed_rows_the_base_s_answer_and_counts_them(monkeypa
     from tailored.evaluation import compare as compare_module
     from tailored.evaluation.compare import compare
 
-    class Model:
-        adapter = True
-
-        @contextmanager
-        def disable_adapter(self):
-            self.adapter = False
-            yield
-            self.adapter = True
-
     asked = []
 
     def fake_generate(model, tok, prompts, *a):
@@ -98,11 +88,11 @@ def test_evaluation_gives_routed_rows_the_base_s_answer_and_counts_them(monkeypa
     monkeypatch.setattr(compare_module, "answer_budget", lambda *a: 8)
     rows = [Example([{"role": "user", "content": q}, {"role": "assistant", "content": "x"}], "f", i + 1)
             for i, q in enumerate(["q0", "q1", "q2"])]
-    c = compare(Model(), None, rows, None, EvalConfig(), router=Routes({"q1"}))
+    c = compare(SwitchableModel(), None, rows, None, EvalConfig(), router=Routes({"q1"}))
     assert [r["tuned"] for r in c.rows] == ["tuned q0", "base q1", "tuned q2"]
     assert [r.get("routed", False) for r in c.rows] == [False, True, False] and c.routed == 1
     assert asked == [(False, ["q0", "q1", "q2"]), (True, ["q0", "q2"])]  # the adapter is not asked what it won't answer
-    assert compare(Model(), None, rows, None, EvalConfig()).routed is None
+    assert compare(SwitchableModel(), None, rows, None, EvalConfig()).routed is None
 
 
 def test_the_general_check_counts_routed_answers_and_keeps_the_adapter_s_own_figure(monkeypatch):
@@ -110,15 +100,6 @@ def test_the_general_check_counts_routed_answers_and_keeps_the_adapter_s_own_fig
 
     items = [Question(f"q{i}", (a,), "fact") for i, a in enumerate(["Paris", "12", "blue", "Nile"])]
     monkeypatch.setattr(general, "questions", lambda: items)
-
-    class Model:
-        adapter = True
-
-        @contextmanager
-        def disable_adapter(self):
-            self.adapter = False
-            yield
-            self.adapter = True
 
     said = {(False, None): ["Paris", "12", "red", "Nile"],  # the base: right on q0, q1, q3
             (False, general.NEUTRAL_SYSTEM): ["Paris", "12", "red", "Nile"],
@@ -131,11 +112,11 @@ def test_the_general_check_counts_routed_answers_and_keeps_the_adapter_s_own_fig
         return said[(model.adapter, system)]
 
     monkeypatch.setattr(general, "generate", fake_generate)
-    out = general_answers(Model(), None, False, system="Be a support agent.", router=Routes({"q0", "q3"}))
+    out = general_answers(SwitchableModel(), None, False, system="Be a support agent.", router=Routes({"q0", "q3"}))
     assert (out["kept"], out["base_correct"], out["routed"]) == (3, 3, 2)  # q0 and q3 from the base, q1 kept
     assert (out["adapter"]["kept"], out["as_asked"]["adapter_kept"]) == (1, 1)
     assert out["as_asked"]["kept"] == 3  # the base with the prompt on q0 and q3, the adapter's "12" on q1
-    unrouted = general_answers(Model(), None, False, system="Be a support agent.")
+    unrouted = general_answers(SwitchableModel(), None, False, system="Be a support agent.")
     assert unrouted["kept"] == 1 and "adapter" not in unrouted and "routed" not in unrouted
 
 
