@@ -29,8 +29,7 @@ import guard_cost  # noqa: E402  (per-row scoring and the row bootstrap)
 
 from tailored.config import DataConfig, EvalConfig  # noqa: E402
 from tailored.data.prepare import load_splits  # noqa: E402
-from tailored.evaluation import general  # noqa: E402
-from tailored.models.router import fit_checked  # noqa: E402
+from tailored import guard  # noqa: E402
 from tailored.pipeline import evaluate  # noqa: E402
 
 SELFINSTRUCT = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "selfinstruct_human.jsonl"
@@ -42,11 +41,10 @@ def routed_copy(run: Path, folder: Path) -> tuple[Path, object, dict]:
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report.html", "checkpoints", "router.safetensors"))
     lineage, cfg = (json.loads((run / name).read_text()) for name in ("run.json", "config.json"))
     prep = load_splits(lineage["data"]["train"]["path"], DataConfig(**cfg["data"]), cfg["train"]["seed"])
-    router, found = fit_checked([ex.prompt for ex in prep.train_examples], [ex.prompt for ex in prep.valid_examples],
-                                general.replay_prompts())
-    if router:
-        router.save(copy)
-    return copy, router, found
+    found = guard.fit_router(prep)  # as training fits it
+    if prep.router:
+        prep.router.save(copy)
+    return copy, prep.router, found
 
 
 def main() -> None:
