@@ -155,8 +155,8 @@ class TrainConfig:
     lora_dropout: float = _help("Dropout on the LoRA input; 0 keeps runs deterministic and fast.", default=0.0)
     batch_size: int | None = _help("Examples per optimizer step (grouped by length to save padding). Default: 8, "
                                    "fewer for tiny data sets so an epoch still has ~10 steps.", default=None)
-    # 2, not 3: on the validation histories of 72 real runs (50 in the eighteenth session, 22 on 2026-12-05),
-    # stopping after 2 validations without a new lowest kept the same weights as 3 every time, in 2-4% fewer
+    # 2, not 3: on the validation histories of 77 real runs (50 in the eighteenth session, 27 on 2026-12-05),
+    # stopping after 2 validations without a new lowest kept the same weights as 3 every time, in 1-4% fewer
     # steps (dialogsum 98 -> 84): the steps after them only ever confirmed the stop
     patience: int = _help("Stop after this many validations without a better validation loss.", default=2)
     evals_per_epoch: int = _help("Validations per epoch; the best one is kept.", default=2)
