@@ -16,7 +16,8 @@ from tailored.models import load_causal_lm, load_tokenizer, resolve_base
 from tailored.training import classifier, lora
 from tailored.training.loop import fit
 
-# train losses of steps 1-8, then the validation losses at steps 0, 3, 6 and 8
+# train losses of steps 1-8, then the validation losses at steps 0, 3, 6 and 8; `patience=3` below keeps all 8 steps
+# whatever the default (the classifier's validation loss rises twice after step 0, which stops it under patience 2)
 RECORDED = {
     "lora": [6.940731, 6.660703, 6.345342, 4.542777, 2.410829, 3.68137, 1.298696, 3.050732, 8.078534, 4.490818, 3.112167,
              2.865147],
@@ -40,7 +41,8 @@ def _curve(result) -> list[float]:
 
 def lm_curve(tiny_base, method: str) -> list[float]:
     cfg = TrainConfig(base=str(tiny_base), method=method, epochs=2, learning_rate=1e-2 if method == "lora" else 1e-3,
-                      batch_size=4, max_steps=8, evals_per_epoch=2, bf16=False, seed=5, micro_batch_tokens=40)
+                      batch_size=4, max_steps=8, evals_per_epoch=2, patience=3, bf16=False, seed=5,
+                      micro_batch_tokens=40)
     base = resolve_base(str(tiny_base))
     tok = load_tokenizer(base)
     model = lora.setup(load_causal_lm(base), cfg)
@@ -53,7 +55,7 @@ def classifier_curve(tiny_encoder) -> list[float]:
     from transformers import AutoTokenizer
 
     cfg = TrainConfig(task="classify", base=str(tiny_encoder), epochs=2, learning_rate=3e-3, batch_size=4,
-                      max_steps=8, evals_per_epoch=2, bf16=False, seed=5, micro_batch_tokens=40)
+                      max_steps=8, evals_per_epoch=2, patience=3, bf16=False, seed=5, micro_batch_tokens=40)
     tok = AutoTokenizer.from_pretrained(tiny_encoder)
     labels = ["negative", "positive"]
     rows = [Example([{"role": "user", "content": "hello " * (1 + i % 4) + ("yes" if i % 2 else "no") + f" {i}"},
