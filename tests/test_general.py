@@ -69,9 +69,15 @@ def test_retention_counts_only_what_the_base_got_right():
     out = general.retention(base, tuned, items)
     assert (out["base_correct"], out["tuned_correct"], out["kept"]) == (3, 2, 1)
     assert out["kept_share"] == pytest.approx(100 / 3)
-    low, high = out["kept_ci"]
-    assert 0.0 <= low <= out["kept_share"] <= high <= 100.0
+    assert out["kept_ci"] == pytest.approx((6.149, 79.234), abs=1e-3)  # Wilson, 1 of 3
     assert [e["prompt"] for e in out["examples"]] == ["q1", "q3"]
+
+
+def test_the_kept_interval_is_wilson_s_and_not_closed_at_all_kept():
+    # by hand: centre (p + z²/2n) / (1 + z²/n), half-width z·sqrt(p(1-p)/n + z²/4n²) / (1 + z²/n), z = 1.96
+    assert general.share_interval(61, 61) == pytest.approx((94.076, 100.0), abs=1e-3)
+    assert general.share_interval(49, 61) == pytest.approx((68.690, 88.372), abs=1e-3)
+    assert general.share_interval(0, 5) == pytest.approx((0.0, 43.448), abs=1e-3)
 
 
 def test_the_noise_floor_is_the_base_s_own_retention_under_a_neutral_system_prompt():

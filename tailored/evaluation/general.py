@@ -6,7 +6,7 @@ topic the check covers question by question):
 
 - `general/check.jsonl`: 129 questions with short checkable answers (facts, arithmetic, simple
   instructions). `retention` reports the share of the questions the base answers correctly that the
-  tuned model still answers correctly, with a 95% bootstrap interval.
+  tuned model still answers correctly, with a 95% Wilson score interval.
 - `general/replay.txt`: 171 open requests (explain, list, write, advise) and 122 short questions
   (facts, sums, small instructions: the kinds of answer a tuned model loses most). `replay_examples`
   answers them with the base model itself, greedily, and those conversations are mixed into training:
@@ -32,7 +32,7 @@ from tailored.data.formats import Example
 from tailored.device import device_of
 from tailored.evaluation.answer_cache import decode_scope
 from tailored.evaluation.generate import ROWS, decode_answers, generate, generate_ids
-from tailored.evaluation.metrics import bootstrap, parse_object
+from tailored.evaluation.metrics import parse_object
 from tailored.models.bases import cache_dir
 
 HERE = Path(__file__).parent / "general"
@@ -70,6 +70,15 @@ def replay_prompts() -> list[str]:
     return [line for line in (HERE / "replay.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def share_interval(k: int, n: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of k kept out of n, in percent. A bootstrap over the questions reads 61 of 61
+    as [100, 100], as if no other outcome were possible; Wilson's reads it [94.1, 100]."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+    return 100.0 * float(ci.low), 100.0 * float(ci.high)
+
+
 def retention(base_answers: list[str], tuned_answers: list[str], items: list[Question] | None = None) -> dict:
     """How many of the base's correct answers the tuned model keeps, with a 95% interval, and what it lost."""
     items = items or questions()
@@ -77,7 +86,7 @@ def retention(base_answers: list[str], tuned_answers: list[str], items: list[Que
     tuned_ok = np.array([q.correct(a) for q, a in zip(items, tuned_answers)])
     kept = tuned_ok[base_ok].astype(float)
     share = 100.0 * float(kept.mean()) if len(kept) else None
-    interval = bootstrap(lambda idx: 100.0 * float(kept[idx].mean()), len(kept)) if len(kept) else None
+    interval = share_interval(int(kept.sum()), len(kept)) if len(kept) else None
     lost = [i for i in range(len(items)) if base_ok[i] and not tuned_ok[i]]
     return {"questions": len(items), "base_correct": int(base_ok.sum()), "tuned_correct": int(tuned_ok.sum()),
             "kept": int(kept.sum()), "kept_share": share, "kept_ci": interval,
