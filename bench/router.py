@@ -35,13 +35,24 @@ from tailored.pipeline import evaluate  # noqa: E402
 SELFINSTRUCT = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "selfinstruct_human.jsonl"
 
 
+def people_requests() -> list[str]:
+    """selfinstruct_human's 252 `user_oriented_eval` instructions: people's general requests, never trained on."""
+    rows = [json.loads(line) for line in SELFINSTRUCT.read_text().splitlines()]
+    return [r["input"] for r in rows if r["split"] == "user_oriented_eval"]
+
+
+def refit(run: Path) -> tuple[object, dict]:
+    """The finished run's training splits, with `prep.router` fitted and checked as its training fits it."""
+    lineage, cfg = (json.loads((run / name).read_text()) for name in ("run.json", "config.json"))
+    prep = load_splits(lineage["data"]["train"]["path"], DataConfig(**cfg["data"]), cfg["train"]["seed"])
+    return prep, guard.fit_router(prep)
+
+
 def routed_copy(run: Path, folder: Path) -> tuple[Path, object, dict]:
     """A copy of `run` with the router its training would have kept (none if the check turned it off)."""
     copy = folder / run.parent.name / f"{run.name}-routed"
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("report.html", "checkpoints", "router.safetensors"))
-    lineage, cfg = (json.loads((run / name).read_text()) for name in ("run.json", "config.json"))
-    prep = load_splits(lineage["data"]["train"]["path"], DataConfig(**cfg["data"]), cfg["train"]["seed"])
-    found = guard.fit_router(prep)  # as training fits it
+    prep, found = refit(run)
     if prep.router:
         prep.router.save(copy)
     return copy, prep.router, found
@@ -52,8 +63,7 @@ def main() -> None:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
-    people = [json.loads(line)["input"] for line in SELFINSTRUCT.read_text().splitlines()
-              if json.loads(line)["split"] == "user_oriented_eval"]
+    people = people_requests()
     folder = Path(tempfile.mkdtemp(prefix="router-"))
     record = []
     print("| run | validation inputs to the base | held-out rows to the base | primary (row mean): run → routed, "

@@ -27,15 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import guard_cost  # noqa: E402  (per-row scoring)
+import router as router_bench  # noqa: E402  (people's requests, the router refitted on a finished run)
 
-from tailored import guard  # noqa: E402
-from tailored.config import DataConfig  # noqa: E402
 from tailored.data import load_dataset  # noqa: E402
-from tailored.data.prepare import load_splits  # noqa: E402
 from tailored.evaluation import general  # noqa: E402
 from tailored.tuned import load  # noqa: E402
-
-SELFINSTRUCT = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "selfinstruct_human.jsonl"
 
 
 def conversations(texts: list[str]) -> list[list[dict]]:
@@ -48,16 +44,13 @@ def main() -> None:
     ap.add_argument("--margins", default="0,1,2,3")
     args = ap.parse_args()
     margins = [float(m) for m in args.margins.split(",")]
-    people = [json.loads(line)["input"] for line in SELFINSTRUCT.read_text().splitlines()
-              if json.loads(line)["split"] == "user_oriented_eval"]
+    people = router_bench.people_requests()
     items = general.questions()
     print("| run | margin (odds general) | validation to base | held-out to base | primary (row mean) | "
           "general questions to base | kept of the base's right | selfinstruct to base |")
     print("|---|---|---|---|---|---|---|---|")
     for run in map(Path, args.runs):
-        lineage, cfg = (json.loads((run / name).read_text()) for name in ("run.json", "config.json"))
-        prep = load_splits(lineage["data"]["train"]["path"], DataConfig(**cfg["data"]), cfg["train"]["seed"])
-        guard.fit_router(prep)  # as training fits it
+        prep, _ = router_bench.refit(run)
         router = prep.router
         if router is None:
             print(f"| {run.parent.name} | router off at its own check | | | | | | |")
@@ -70,7 +63,8 @@ def main() -> None:
         base_rows = guard_cost.per_row(metrics["primary"], [r["base"] for r in rows], refs)
         tuned_rows = guard_cost.per_row(metrics["primary"], [r["tuned"] for r in rows], refs)
         s_valid = router.task_scores([ex.prompt for ex in prep.valid_examples])
-        asked = {ex.line: ex.prompt for ex in load_dataset(lineage["data"]["heldout"]["path"]).examples}
+        heldout = json.loads((run / "run.json").read_text())["data"]["heldout"]["path"]
+        asked = {ex.line: ex.prompt for ex in load_dataset(heldout).examples}
         s_held = router.task_scores([asked[r["line"]] for r in rows])
         s_general = router.task_scores(conversations([q.prompt for q in items]))
         s_people = router.task_scores(conversations(people))
