@@ -3,11 +3,10 @@
     python bench/quality.py [--tasks all] [--guard-off usaddress_fields,sgd_responses]
                             [--trl usaddress_fields,nlupp_slots] [--out bench/quality.json]
 
-The data sets are `../shared/realdata/` (see its README); each task is a seeded subsample, and the
-whole benchmark took 62 minutes (Intel Xeon, 2026-12-04; 69 with TRL on sgd_responses; 77 on a slower instance of
-the same CPU on 2026-12-05; 75 on an AMD EPYC that slowed during the run, with the router; 56 on the fastest Intel
-instance so far, the same day) to 89 (AMD EPYC) on 2 cores from an empty cache, 52.5 with a warm one (2026-12-03, without --guard-off). `--trl` needs the bench extra
-(`pip install -e ".[bench]"`: trl and datasets). Every figure is on held-out rows never trained on,
+The data sets are `../shared/realdata/` (see its README); each task is a seeded subsample. From an empty
+cache on 2 cores the whole benchmark takes 56-89 minutes, by instance: 56 on the fastest Intel Xeon so far and
+75-77 on slower instances on 2026-12-05 (BENCHMARKS.md has every run); 52.5 with a warm cache (2026-12-03).
+`--trl` needs the bench extra (`pip install -e ".[bench]"`: trl and datasets). Every figure is on held-out rows never trained on,
 with a 95% bootstrap interval, and every task records its wall time. A speed probe (seconds per training
 step of the base on a fixed batch) at the start and the end puts the total beside this machine's speed that day.
 
